@@ -127,6 +127,7 @@ class ErrorOutcome:
 CATALOG: dict[str, ErrorOutcome] = {
     "dure.error": ErrorOutcome(1, 500, "Unexpected error"),
     # --- kernel ---
+    "kernel.proof_request": ErrorOutcome(3, 400, "Proof request out of range"),  # merkle.py
     "kernel.encoding": ErrorOutcome(3, 400, "Malformed encoding"),
     "kernel.document": ErrorOutcome(3, 422, "Invalid document"),
     "kernel.key_file": ErrorOutcome(7, 500, "Key file problem"),
@@ -141,6 +142,10 @@ CATALOG: dict[str, ErrorOutcome] = {
     "client.store": ErrorOutcome(7, 500, "Episode store problem"),
     "client.store_not_found": ErrorOutcome(8, 404, "Episode not found"),
     # --- server (coordinator) ---
+    "server.ledger": ErrorOutcome(7, 500, "Ledger storage problem"),
+    "server.ledger_range": ErrorOutcome(3, 400, "Range outside the ledger"),
+    "server.ledger_conflict": ErrorOutcome(6, 409, "Ledger checkpoint conflict"),
+    "server.ledger_export": ErrorOutcome(4, 422, "Ledger export does not verify"),
     # --- cli ---
     "cli.file": ErrorOutcome(7, 400, "File problem"),
     "cli.denied": ErrorOutcome(5, 403, "Denied by policy"),
