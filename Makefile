@@ -36,8 +36,10 @@ unit: $(STAMP)
 test: lint typecheck imports unit
 
 bench: $(STAMP)
-	mkdir -p bench-results
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks $(BENCH)
+
+bench-learning: $(STAMP)
+	$(BIN)/python -m benchmarks learning
 
 clean:
 	rm -rf $(VENV) bench-results .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -42,10 +42,10 @@ class _Site:
 
 def register(app: typer.Typer) -> None:
     """Add ``dure demo`` to the top-level command."""
-    app.command("demo")(demo)
+    app.command("demo")(_demo)
 
 
-def demo(
+def _demo(
     forbid: Annotated[str, typer.Option(help="Site whose policy forbids the job.")] = "factory-c",
 ) -> None:
     """Show the trust kernel on a generated consortium of three factories."""

@@ -37,16 +37,16 @@ class PolicyDeniedError(DureError):
 
 def register(policy: typer.Typer, job: typer.Typer) -> None:
     """Add the commands to the ``dure policy`` and ``dure job`` groups."""
-    policy.command("template")(policy_template)
-    policy.command("sign")(policy_sign)
-    policy.command("verify")(policy_verify)
-    policy.command("check")(policy_check)
-    job.command("template")(job_template)
-    job.command("sign")(job_sign)
-    job.command("verify")(job_verify)
+    policy.command("template")(_policy_template)
+    policy.command("sign")(_policy_sign)
+    policy.command("verify")(_policy_verify)
+    policy.command("check")(_policy_check)
+    job.command("template")(_job_template)
+    job.command("sign")(_job_sign)
+    job.command("verify")(_job_verify)
 
 
-def policy_template(
+def _policy_template(
     site: Annotated[str, typer.Option(help="The data owner's site id.")] = "factory-a",
     consortium: Annotated[str, typer.Option(help="The consortium's id.")] = "robotics-coop",
 ) -> None:
@@ -57,7 +57,7 @@ def policy_template(
     typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
-def job_template(
+def _job_template(
     consortium: Annotated[str, typer.Option(help="The consortium's id.")] = "robotics-coop",
     task: Annotated[str, typer.Option(help="The task the job trains on.")] = "pick-place",
 ) -> None:
@@ -68,7 +68,7 @@ def job_template(
     typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
-def policy_sign(
+def _policy_sign(
     document: Annotated[Path, typer.Argument(help="The policy as JSON.")],
     key: Annotated[Path, typer.Option(help="The data owner's Ed25519 private key.")],
     out: Annotated[Path, typer.Option(help="Where to write the signed envelope.")],
@@ -88,7 +88,7 @@ def policy_sign(
     _sign("policy", policy, key, out)
 
 
-def job_sign(
+def _job_sign(
     document: Annotated[Path, typer.Argument(help="The job manifest as JSON.")],
     key: Annotated[Path, typer.Option(help="The consortium operator's Ed25519 private key.")],
     out: Annotated[Path, typer.Option(help="Where to write the signed envelope.")],
@@ -99,7 +99,7 @@ def job_sign(
     _sign("job", JobManifest.from_json_bytes(_read(document), source=str(document)), key, out)
 
 
-def policy_verify(envelope: Annotated[Path, typer.Argument()], signer: Signers) -> None:
+def _policy_verify(envelope: Annotated[Path, typer.Argument()], signer: Signers) -> None:
     """Verify a signed policy against trusted keys and summarise it."""
     from dure.policies.policy import UsagePolicy
 
@@ -109,7 +109,7 @@ def policy_verify(envelope: Annotated[Path, typer.Argument()], signer: Signers) 
     _print_ids(opened)
 
 
-def job_verify(envelope: Annotated[Path, typer.Argument()], signer: Signers) -> None:
+def _job_verify(envelope: Annotated[Path, typer.Argument()], signer: Signers) -> None:
     """Verify a signed job manifest against trusted keys; refuse an expired one."""
     from dure.policies.errors import ExpiredError
     from dure.policies.job import JobManifest
@@ -122,7 +122,7 @@ def job_verify(envelope: Annotated[Path, typer.Argument()], signer: Signers) -> 
     _print_ids(opened)
 
 
-def policy_check(
+def _policy_check(
     envelope: Annotated[Path, typer.Argument(help="The signed policy.")],
     signer: Signers,
     job: Annotated[Path, typer.Option(help="The signed job manifest.")],

@@ -15,12 +15,12 @@ console = Console(highlight=False)
 
 def register(keys: typer.Typer) -> None:
     """Add the key commands to the ``dure keys`` group."""
-    keys.command("new")(new)
-    keys.command("supernode")(supernode)
-    keys.command("identity")(identity)
+    keys.command("new")(_new)
+    keys.command("supernode")(_supernode)
+    keys.command("identity")(_identity)
 
 
-def new(
+def _new(
     path: Annotated[Path, typer.Argument(help="Private key file to create (mode 0600).")],
 ) -> None:
     """Create an Ed25519 signing key PATH and its public key PATH.pub."""
@@ -33,7 +33,7 @@ def new(
     console.print(f"private {path} (0600)\npublic  {path}.pub")
 
 
-def supernode(
+def _supernode(
     path: Annotated[Path, typer.Argument(help="Private key file to create (OpenSSH, 0600).")],
 ) -> None:
     """Create the ECDSA P-384 key a site's Flower SuperNode authenticates with."""
@@ -43,7 +43,7 @@ def supernode(
     console.print(f"private {path} (0600)\npublic  {path}.pub\n{public}")
 
 
-def identity(
+def _identity(
     site: Annotated[str, typer.Option(help="The site's id, e.g. factory-a.")],
     key: Annotated[Path, typer.Option(help="The site's Ed25519 private key.")],
     supernode_pub: Annotated[Path, typer.Option(help="The SuperNode's OpenSSH public key.")],

@@ -136,12 +136,15 @@ CATALOG: dict[str, ErrorOutcome] = {
     "kernel.proof": ErrorOutcome(4, 409, "Proof does not verify"),
     "kernel.note": ErrorOutcome(4, 409, "Checkpoint not valid"),
     # --- client (factory) ---
+    "client.federation": ErrorOutcome(7, 500, "Factory federation setup problem"),  # federation
     "client.episode": ErrorOutcome(3, 422, "Episode breaks the canonical schema"),
     "client.profile": ErrorOutcome(3, 422, "Invalid site profile"),
     "client.ingest": ErrorOutcome(3, 422, "Source log cannot be ingested"),
     "client.store": ErrorOutcome(7, 500, "Episode store problem"),
     "client.store_not_found": ErrorOutcome(8, 404, "Episode not found"),
     # --- server (coordinator) ---
+    "server.registry": ErrorOutcome(3, 422, "Registry refused the document"),  # federation
+    "server.federation": ErrorOutcome(6, 409, "Federated run cannot proceed"),  # federation
     "server.ledger": ErrorOutcome(7, 500, "Ledger storage problem"),
     "server.ledger_range": ErrorOutcome(3, 400, "Range outside the ledger"),
     "server.ledger_conflict": ErrorOutcome(6, 409, "Ledger checkpoint conflict"),

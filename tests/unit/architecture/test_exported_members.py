@@ -1,7 +1,6 @@
 import inspect
 
 import pytest
-
 from tests.unit.architecture.modules import all_modules
 
 

@@ -1,12 +1,20 @@
 import importlib
 
 import pytest
-
 from tests.unit.architecture.modules import REPO, ROOTS, module_names
 
 
 def test_top_level_layout() -> None:
-    for name in ("pyproject.toml", "README.md", "server", "client", "policies", "tests", "deploy", "docs"):
+    for name in (
+        "pyproject.toml",
+        "README.md",
+        "server",
+        "client",
+        "policies",
+        "tests",
+        "deploy",
+        "docs",
+    ):
         assert (REPO / name).exists(), f"{name} is missing at the top level"
 
 

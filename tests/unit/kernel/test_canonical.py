@@ -1,3 +1,4 @@
+import contextlib
 import json
 
 import pytest
@@ -12,18 +13,24 @@ json_values = st.recursive(
     | st.booleans()
     | st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
     | st.text().filter(lambda s: s == __import__("unicodedata").normalize("NFC", s)),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(
-        st.text(max_size=8).filter(lambda s: s == __import__("unicodedata").normalize("NFC", s)),
-        children,
-        max_size=4,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.text(max_size=8).filter(
+                lambda s: s == __import__("unicodedata").normalize("NFC", s)
+            ),
+            children,
+            max_size=4,
+        )
     ),
     max_leaves=20,
 ).filter(lambda v: "\ud800" not in json.dumps(v))
 
 
 def test_canonical_sorts_keys_and_strips_whitespace() -> None:
-    assert canonical_bytes({"b": [1, True, None], "a": "é"}) == '{"a":"é","b":[1,true,null]}'.encode()
+    assert (
+        canonical_bytes({"b": [1, True, None], "a": "é"}) == '{"a":"é","b":[1,true,null]}'.encode()
+    )
 
 
 @pytest.mark.parametrize(
@@ -70,7 +77,5 @@ def test_round_trip(value: object) -> None:
 
 @given(st.binary(max_size=200))
 def test_parse_json_fuzz_only_raises_encoding_error(data: bytes) -> None:
-    try:
+    with contextlib.suppress(EncodingError):
         parse_json(data)
-    except EncodingError:
-        pass
