@@ -1,0 +1,233 @@
+"""The on-site episode store: a LeRobot v3 dataset plus its catalog, in a factory home.
+
+Contract
+--------
+* :meth:`EpisodeStore.add` is all-or-nothing: every episode of the call is
+  validated, staged and committed together (protocol in
+  :mod:`dure.client.store.transaction`).  If anything fails before the catalog
+  commit (a bad episode, a full disk, an exception raised by the iterable of
+  episodes itself, Ctrl-C) the dataset folder and the catalog are left exactly
+  as they were, byte for byte.
+* Appending never rewrites an existing data or episodes file: each ingest adds
+  new ``file-FFF`` files; the small metadata files are replaced atomically.
+* Episodes already stored (same commitment) are skipped, or refused with
+  ``on_duplicate="error"``.
+* Reads take the shared lock, writes the exclusive one; one writer at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Literal
+
+from dure.client.episodes.query import EpisodeQuery, EpisodeSummary
+from dure.client.episodes.schema import Episode
+from dure.client.episodes.stats import FeatureStats, stats_by_feature
+from dure.client.errors import StoreError
+from dure.client.store.catalog import Catalog
+from dure.client.store.export import export_episodes
+from dure.client.store.layout import DATA_FILES_SIZE_IN_MB, FileIndex, HomeLayout
+from dure.client.store.meta import load_state
+from dure.client.store.reader import DatasetReader
+from dure.client.store.transaction import Staging, locked, recover
+from dure.client.store.writer import BatchWriter
+from dure.policies.encoding import Digest
+
+__all__ = ["EpisodeStore", "IngestReceipt"]
+
+
+@dataclass(frozen=True)
+class IngestReceipt:
+    """What one :meth:`EpisodeStore.add` stored."""
+
+    commit_id: str | None
+    added: tuple[EpisodeSummary, ...]
+    skipped: tuple[str, ...]
+
+    @property
+    def n_frames(self) -> int:
+        """Frames added."""
+        return sum(item.n_frames for item in self.added)
+
+
+class EpisodeStore:
+    """Episodes of one factory home (see the module docstring).
+
+    Build it with :meth:`open`; the catalog is passed in, so tests and a
+    consortium deployment choose its engine.
+    """
+
+    def __init__(
+        self, layout: HomeLayout, catalog: Catalog, *, data_file_mb: float = DATA_FILES_SIZE_IN_MB
+    ) -> None:
+        self.layout = layout
+        self.catalog = catalog
+        self.data_file_mb = data_file_mb
+
+    @classmethod
+    def open(
+        cls,
+        home: Path | str,
+        *,
+        catalog_url: str | None = None,
+        create: bool = True,
+        data_file_mb: float = DATA_FILES_SIZE_IN_MB,
+    ) -> EpisodeStore:
+        """Open the store in ``home`` and finish any interrupted ingest.
+
+        ``catalog_url`` defaults to SQLite in the home.  With ``create=False`` a
+        home that does not exist yet is an error (:class:`StoreError`) instead of
+        being created.  ``data_file_mb`` is the size at which an ingest starts a
+        new data file.
+        """
+        layout = HomeLayout(Path(home))
+        if not create and not layout.dataset.is_dir():
+            raise StoreError(
+                f"no episode store in {layout.home}",
+                hint="Ingest episodes first (dure factory ingest / simulate), "
+                "or point --home / DURE_FACTORY_HOME at an existing factory home.",
+            )
+        try:
+            for directory in (layout.home, layout.dataset, layout.staging):
+                directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the factory home {layout.home}: {exc}") from exc
+        catalog = Catalog.from_url(catalog_url or layout.catalog_url)
+        store = cls(layout, catalog, data_file_mb=data_file_mb)
+        store.recover()
+        return store
+
+    def close(self) -> None:
+        """Release the catalog's connections."""
+        self.catalog.close()
+
+    def __enter__(self) -> EpisodeStore:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def recover(self) -> int:
+        """Roll interrupted ingests forward or back; return how many were found."""
+        with locked(self.layout.lock, exclusive=True):
+            return recover(self.layout.staging, self.layout.dataset, self.catalog.has_commit)
+
+    def add(
+        self,
+        episodes: Iterable[Episode],
+        *,
+        on_duplicate: Literal["skip", "error"] = "skip",
+        progress: Callable[[EpisodeSummary], None] | None = None,
+    ) -> IngestReceipt:
+        """Validate and store ``episodes`` atomically (see the module docstring)."""
+        with locked(self.layout.lock, exclusive=True):
+            staging = Staging(self.layout.staging).create()
+            state = load_state(self.layout.dataset)
+            writer = BatchWriter(state, staging, file_size_mb=self.data_file_mb)
+            try:
+                skipped = self._stage(writer, episodes, on_duplicate, progress)
+                writer.finish()
+                if not writer.entries:
+                    staging.discard()
+                    return IngestReceipt(None, (), tuple(skipped))
+                staging.seal()
+                self.catalog.record_commit(staging.commit_id, writer.entries)
+            except BaseException as exc:
+                writer.abort()
+                staging.discard()
+                if isinstance(exc, OSError):
+                    raise StoreError(f"ingest failed, nothing was stored: {exc}") from exc
+                raise
+            self._apply(staging)
+        added = tuple(summary for summary, _ in writer.entries)
+        return IngestReceipt(staging.commit_id, added, tuple(skipped))
+
+    def _apply(self, staging: Staging) -> None:
+        try:
+            staging.apply(self.layout.dataset)
+        except OSError as exc:
+            raise StoreError(
+                f"ingest {staging.commit_id} is committed but its files could not be moved "
+                f"into {self.layout.dataset}: {exc}",
+                hint="Fix the disk problem, then open the store again: it finishes the ingest.",
+            ) from exc
+
+    def _stage(
+        self,
+        writer: BatchWriter,
+        episodes: Iterable[Episode],
+        on_duplicate: str,
+        progress: Callable[[EpisodeSummary], None] | None,
+    ) -> list[str]:
+        skipped: list[str] = []
+        seen: set[Digest] = set()
+        with self.catalog.commitment_probe() as is_stored:
+            for episode in episodes:
+                episode.validate()
+                commitment = episode.commitment()
+                if commitment in seen or is_stored(commitment.hex()):
+                    if on_duplicate == "error":
+                        raise StoreError(
+                            f"{episode.label()} is already stored as {episode.episode_id}",
+                            hint="Drop it from the ingest, or pass on_duplicate='skip'.",
+                        )
+                    skipped.append(episode.episode_id)
+                    continue
+                seen.add(commitment)
+                summary = writer.add(episode, commitment)
+                if progress is not None:
+                    progress(summary)
+        return skipped
+
+    def select(self, query: EpisodeQuery | None = None) -> list[EpisodeSummary]:
+        """Summaries of the episodes ``query`` selects (all when ``None``), in ingest order."""
+        return self.catalog.select(query)
+
+    def get(self, episode_id: str) -> EpisodeSummary:
+        """Summary of one episode."""
+        return self.catalog.get(episode_id)[0]
+
+    def read(self, episode_id: str) -> Episode:
+        """Read one episode back, exactly as it was added."""
+        _, where = self.catalog.get(episode_id)
+        with locked(self.layout.lock, exclusive=False):
+            return self._reader().read_episode(
+                where.episode_index, meta_file=FileIndex(where.meta_chunk, where.meta_file)
+            )
+
+    def iter_episodes(self, episode_ids: Sequence[str]) -> Iterator[Episode]:
+        """Yield the episodes ``episode_ids`` (in ingest order, each file read once)."""
+        located = self.catalog.locations(episode_ids)
+        indices = [where.episode_index for _, where in located]
+        files = {FileIndex(where.meta_chunk, where.meta_file) for _, where in located}
+        with locked(self.layout.lock, exclusive=False):
+            yield from self._reader().iter_episodes(indices, meta_files=files)
+
+    def selection_root(self, episode_ids: Iterable[str]) -> Digest:
+        """Merkle root over the selection's commitments, sorted by episode id."""
+        return self.catalog.selection_root(episode_ids)
+
+    def stats(self, episode_ids: Sequence[str] | None = None) -> dict[str, FeatureStats]:
+        """Statistics per feature over ``episode_ids`` (the whole dataset when ``None``)."""
+        with locked(self.layout.lock, exclusive=False):
+            if episode_ids is None:
+                if not (self.layout.dataset / "meta" / "info.json").exists():
+                    raise StoreError("the store is empty", hint="Ingest episodes first.")
+                return dict(self._reader().dataset_stats)
+            located = self.catalog.locations(episode_ids)
+            files = {FileIndex(where.meta_chunk, where.meta_file) for _, where in located}
+            indices = [where.episode_index for _, where in located]
+            per_episode = self._reader().episode_stats(indices, meta_files=files)
+        return stats_by_feature(per_episode)
+
+    def export(self, episode_ids: Sequence[str], out: Path) -> Path:
+        """Write the episodes to a new LeRobot v3 folder ``out``, reindexed from 0."""
+        return export_episodes(self.iter_episodes(episode_ids), out)
+
+    def _reader(self) -> DatasetReader:
+        return DatasetReader(self.layout.dataset)
