@@ -70,7 +70,9 @@ def _register_all() -> None:
     for name, group in (
         ("factory_episodes", factory_app),
         ("factory_ingest", factory_app),
+        ("factory_witness", factory_app),
         ("coordinator_ledger", coordinator_app),
+        ("audit", app),
     ):
         module = _optional(f"dure.cli.{name}")
         if module is not None:

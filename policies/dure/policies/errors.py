@@ -127,6 +127,8 @@ class ErrorOutcome:
 CATALOG: dict[str, ErrorOutcome] = {
     "dure.error": ErrorOutcome(1, 500, "Unexpected error"),
     # --- kernel ---
+    "kernel.audit": ErrorOutcome(3, 422, "Audit input not valid"),  # audit
+    "kernel.audit_unknown": ErrorOutcome(8, 404, "Not in the audited ledger"),  # audit
     "kernel.proof_request": ErrorOutcome(3, 400, "Proof request out of range"),  # merkle.py
     "kernel.encoding": ErrorOutcome(3, 400, "Malformed encoding"),
     "kernel.document": ErrorOutcome(3, 422, "Invalid document"),
@@ -136,6 +138,11 @@ CATALOG: dict[str, ErrorOutcome] = {
     "kernel.proof": ErrorOutcome(4, 409, "Proof does not verify"),
     "kernel.note": ErrorOutcome(4, 409, "Checkpoint not valid"),
     # --- client (factory) ---
+    "client.training": ErrorOutcome(3, 422, "Model, data or statistics do not fit"),  # training
+    "client.audit": ErrorOutcome(4, 409, "Audit found a problem"),  # audit
+    "client.audit_source": ErrorOutcome(7, 502, "Ledger source unavailable or malformed"),  # audit
+    "client.audit_state": ErrorOutcome(7, 500, "Auditor or witness state problem"),  # audit
+    "client.witness_refused": ErrorOutcome(4, 409, "Witness refused to cosign"),  # audit
     "client.federation": ErrorOutcome(7, 500, "Factory federation setup problem"),  # federation
     "client.episode": ErrorOutcome(3, 422, "Episode breaks the canonical schema"),
     "client.profile": ErrorOutcome(3, 422, "Invalid site profile"),
@@ -143,6 +150,16 @@ CATALOG: dict[str, ErrorOutcome] = {
     "client.store": ErrorOutcome(7, 500, "Episode store problem"),
     "client.store_not_found": ErrorOutcome(8, 404, "Episode not found"),
     # --- server (coordinator) ---
+    "server.auth": ErrorOutcome(4, 401, "Request not authenticated"),  # api
+    "server.replay": ErrorOutcome(4, 401, "Request replayed"),  # api
+    "server.stale": ErrorOutcome(4, 401, "Request timestamp outside the window"),  # api
+    "server.forbidden": ErrorOutcome(5, 403, "Not allowed for this member"),  # api
+    "server.release_denied": ErrorOutcome(5, 403, "Release denied by policy"),  # api
+    "server.request": ErrorOutcome(3, 422, "Invalid request"),  # api
+    "server.body_too_large": ErrorOutcome(3, 413, "Request body too large"),  # api
+    "server.not_found": ErrorOutcome(8, 404, "Not found"),  # storage
+    "server.conflict": ErrorOutcome(6, 409, "Conflicts with the registry"),  # storage
+    "server.storage": ErrorOutcome(7, 503, "Registry storage unavailable"),  # storage
     "server.registry": ErrorOutcome(3, 422, "Registry refused the document"),  # federation
     "server.federation": ErrorOutcome(6, 409, "Federated run cannot proceed"),  # federation
     "server.ledger": ErrorOutcome(7, 500, "Ledger storage problem"),
