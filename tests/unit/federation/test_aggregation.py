@@ -1,0 +1,195 @@
+"""Aggregation through Flower's strategies and DP wrappers, checked against numpy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from tests.builders.flower import set_task_identity
+
+from dure.policies.examples import example_job_value
+from dure.policies.job import JobManifest
+from dure.server.federation.aggregation import (
+    STRATEGIES,
+    build_strategy,
+    check_job_supported,
+    proximal_mu,
+    update_message,
+)
+from dure.server.federation.aggregation import aggregate as aggregate_replies
+from dure.server.federation.errors import FederationError
+
+REF = {"w": np.zeros((3, 2), np.float32), "b": np.zeros(2, np.float32)}
+Update = tuple[dict[str, np.ndarray], int]
+
+
+def aggregate(
+    job: JobManifest, round: int, ref: dict[str, np.ndarray], updates: list[Update]
+) -> dict[str, np.ndarray]:
+    """Aggregate ``(tensors, examples)`` pairs through fresh reply Messages."""
+    return aggregate_replies(job, round, ref, [update_message(t, n) for t, n in updates])
+
+
+@pytest.fixture(autouse=True)
+def _task_identity() -> None:
+    set_task_identity()
+
+
+def _job(strategy: str = "fedavg", params: dict[str, Any] | None = None, **dp: str) -> JobManifest:
+    value = example_job_value(dp=bool(dp))
+    value["aggregation"] = {
+        "strategy": strategy,
+        "secure": False,
+        "norm_bound": "10.0",
+        "params": params or {},
+    }
+    if dp:
+        value["dp"] = {**value["dp"], **dp}  # type: ignore[dict-item]
+    return JobManifest.from_value(value)
+
+
+def _updates(rng: np.random.Generator, n: int = 5) -> list[tuple[dict[str, np.ndarray], int]]:
+    return [
+        (
+            {k: rng.normal(size=v.shape).astype(np.float32) for k, v in REF.items()},
+            int(rng.integers(1, 100)),
+        )
+        for _ in range(n)
+    ]
+
+
+def test_fedavg_is_the_example_weighted_mean() -> None:
+    updates = _updates(np.random.default_rng(0))
+    result = aggregate(_job(), 1, REF, updates)
+    for name, reference in REF.items():
+        expected = np.average(
+            [u[name] for u, _ in updates], axis=0, weights=[n for _, n in updates]
+        )
+        np.testing.assert_allclose(result[name], expected, rtol=1e-5, atol=1e-6)
+        assert result[name].dtype == reference.dtype
+
+
+def test_fedprox_aggregates_as_fedavg_and_carries_mu() -> None:
+    updates = _updates(np.random.default_rng(1))
+    job = _job("fedprox", {"proximal_mu": "0.01"})
+    assert proximal_mu(job) == pytest.approx(0.01) and proximal_mu(_job()) == 0.0
+    np.testing.assert_allclose(
+        aggregate(job, 1, REF, updates)["w"], aggregate(_job(), 1, REF, updates)["w"], rtol=1e-6
+    )
+
+
+def test_trimmed_mean_drops_the_extremes() -> None:
+    updates = [
+        ({k: np.full(v.shape, x, np.float32) for k, v in REF.items()}, 1) for x in (0, 1, 2, 3, 100)
+    ]
+    result = aggregate(_job("trimmed-mean", {"beta": "0.2"}), 1, REF, updates)
+    np.testing.assert_allclose(result["w"], 2.0)
+
+
+def test_krum_picks_an_update_close_to_the_others() -> None:
+    updates = [
+        ({k: np.full(v.shape, x, np.float32) for k, v in REF.items()}, 1)
+        for x in (1.0, 1.1, 0.9, 50.0)
+    ]
+    result = aggregate(_job("krum", {"num_malicious_nodes": 1}), 1, REF, updates)
+    assert float(result["w"][0, 0]) in (1.0, pytest.approx(1.1), pytest.approx(0.9))
+
+
+def test_the_callers_arrays_are_never_modified() -> None:
+    updates = _updates(np.random.default_rng(2))
+    before = [{k: v.copy() for k, v in u.items()} for u, _ in updates]
+    aggregate(_job("trimmed-mean", {"beta": "0.2"}), 1, REF, updates)
+    aggregate(_job(clip="0.1", noise_multiplier="1.0"), 1, REF, updates)
+    for (u, _), b in zip(updates, before, strict=True):
+        assert all(np.array_equal(u[k], b[k]) for k in u)
+
+
+def test_server_side_dp_clips_weighs_equally_and_adds_calibrated_noise() -> None:
+    clip, noise, n = 0.5, 2.0, 4
+    job = _job(clip=str(clip), noise_multiplier=str(noise))
+    big = [
+        ({"w": np.full((3, 2), 10.0, np.float32), "b": np.zeros(2, np.float32)}, k)
+        for k in (1, 1000, 5, 7)
+    ]
+    samples = np.stack([aggregate(job, r, REF, big)["w"].ravel() for r in range(200)])
+    # Every update clipped to norm 0.5 along the same direction, uniform mean, then noise.
+    np.testing.assert_allclose(samples.mean(axis=0), np.full(6, clip / np.sqrt(6)), atol=0.05)
+    assert samples.std() == pytest.approx(noise * clip / n, rel=0.1)
+
+
+def test_client_side_dp_adds_noise_without_clipping_on_the_server() -> None:
+    job = _job(clip="0.5", noise_multiplier="0.000001", mode="client-fixed")
+    updates = [({"w": np.full((3, 2), 0.1, np.float32), "b": np.zeros(2, np.float32)}, 1)] * 3
+    np.testing.assert_allclose(aggregate(job, 1, REF, updates)["w"], 0.1, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        (
+            {
+                "aggregation": {
+                    "strategy": "fedadam",
+                    "secure": False,
+                    "norm_bound": "1",
+                    "params": {},
+                }
+            },
+            "not supported",
+        ),
+        (
+            {
+                "aggregation": {
+                    "strategy": "fedavg",
+                    "secure": True,
+                    "norm_bound": "1",
+                    "params": {},
+                }
+            },
+            "secure aggregation",
+        ),
+        (
+            {
+                "aggregation": {
+                    "strategy": "krum",
+                    "secure": False,
+                    "norm_bound": "1",
+                    "params": {"beta": "0.1"},
+                }
+            },
+            "unknown krum params",
+        ),
+        (
+            {
+                "aggregation": {
+                    "strategy": "trimmed-mean",
+                    "secure": False,
+                    "norm_bound": "1",
+                    "params": {"beta": "0.7"},
+                }
+            },
+            "beta",
+        ),
+    ],
+)
+def test_jobs_this_coordinator_cannot_run_as_signed_are_refused(
+    value: dict[str, Any], message: str
+) -> None:
+    job = JobManifest.from_value({**example_job_value(dp=False), **value})
+    with pytest.raises(FederationError, match=message):
+        check_job_supported(job)
+
+
+def test_dp_needs_a_mean_and_fixed_clipping() -> None:
+    with pytest.raises(FederationError, match="DP needs fedavg or fedprox"):
+        check_job_supported(_job("krum", clip="1.0"))
+    with pytest.raises(FederationError, match="not supported"):
+        check_job_supported(_job(mode="server-adaptive"))
+    check_job_supported(_job(clip="1.0"))
+
+
+def test_every_supported_strategy_builds() -> None:
+    for name in STRATEGIES:
+        params: dict[str, Any] = {"multi-krum": {"num_nodes_to_select": 2}}.get(name, {})
+        assert build_strategy(_job(name, params)) is not None
