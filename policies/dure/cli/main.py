@@ -72,6 +72,7 @@ def _register_all() -> None:
         ("factory_ingest", factory_app),
         ("factory_witness", factory_app),
         ("coordinator_ledger", coordinator_app),
+        ("coordinator_serve", coordinator_app),
         ("audit", app),
     ):
         module = _optional(f"dure.cli.{name}")
