@@ -31,7 +31,7 @@ def _demo(
     demos: Annotated[int, typer.Option(help="Demonstrations per task per factory.")] = 20,
     eval_episodes: Annotated[int, typer.Option(help="Fresh layouts per task.")] = 10,
     seed: Annotated[int, typer.Option(help="Seed of layouts and initial weights.")] = 0,
-    noise: Annotated[str, typer.Option(help="DP noise multiplier (with --dp).")] = "0.3",
+    noise: Annotated[str, typer.Option(help="DP noise multiplier (with --dp).")] = "1.0",
 ) -> None:
     """Five simulated factories train one robot policy under their signed policies."""
     from dure.cli.demo.run import DemoOptions, run_demo
