@@ -202,9 +202,3 @@ def test_keys_never_overwritten_and_identity(keys: Path) -> None:
 
     identity = open_site_identity(Envelope.from_json((keys / "id.json").read_bytes()))
     assert identity.site == "factory-a"
-
-
-def test_demo_preview_runs() -> None:
-    code, out = dure("demo")
-    assert code == 0, out
-    assert "refused" in out and "admitted" in out and "verified" in out
