@@ -48,6 +48,15 @@ def test_unknown_tasks_fail_before_any_rollout(stats: dict[str, FeatureStats]) -
         evaluate_in_metaworld(model, stats, ["door-open-v3"], TASKS, 1, 0)
 
 
+def test_a_model_trained_on_more_features_is_refused(stats: dict[str, FeatureStats]) -> None:
+    wider = build_policy_model(STATE_DIM + 6, len(TASKS), 4, (16,))
+    with pytest.raises(TrainingError, match="input row"):
+        evaluate_tasks(wider, stats, ["reach-v3"], TASKS, 1, 0)
+    other_actions = build_policy_model(STATE_DIM, len(TASKS), 3, (16,))
+    with pytest.raises(TrainingError, match="actions"):
+        evaluate_tasks(other_actions, stats, ["reach-v3"], TASKS, 1, 0)
+
+
 def test_evaluates_fresh_layouts_of_one_task(stats: dict[str, FeatureStats]) -> None:
     model = build_policy_model(STATE_DIM, len(TASKS), 4, (16,))
     results = evaluate_tasks(model, stats, ["reach-v3"], TASKS, 3, seed=2, max_steps=20)

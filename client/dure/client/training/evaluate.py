@@ -28,14 +28,20 @@ import torch
 from torch import nn
 
 from dure.client.episodes.stats import FeatureStats
+from dure.client.sim.truth import STATE_NAMES
+from dure.client.training.errors import TrainingError
 from dure.client.training.normalisation import NormalisationMode, PolicyScaling
 
 __all__ = [
+    "STATE_DIM",
     "SUCCESS_DEFINITION",
     "MetaWorldPolicy",
     "evaluate_in_metaworld",
     "evaluate_tasks",
 ]
+
+STATE_DIM = len(STATE_NAMES)
+"""Length of the canonical ``observation.state`` Meta-World gives back (21)."""
 
 SUCCESS_DEFINITION = "any-step"
 """An evaluation episode succeeds if ``info["success"]`` was true after any step."""
@@ -59,6 +65,31 @@ class MetaWorldPolicy:
         self.scaling = scaling
         self.task = task
         scaling.task_index(task)  # fail now, not at the first step
+
+    def check(self, state_dim: int) -> None:
+        """Run one zero state through the model: fail now if it does not take the input.
+
+        Raises
+        ------
+        TrainingError
+            If the model does not map the policy's input row to one action.
+        """
+        row = self.scaling.input_row([np.zeros(state_dim, dtype=np.float32)], self.task)
+        try:
+            with torch.no_grad():
+                out = self.model(torch.from_numpy(row)[None])
+        except RuntimeError as exc:
+            raise TrainingError(
+                f"the model does not take the policy's {row.shape[0]}-number input row: {exc}",
+                hint="Train on policy_dataset(...) (observation.state only) so that Meta-World "
+                "can give the model its whole input.",
+            ) from exc
+        if tuple(out.shape) != (1, self.scaling.action.shift.shape[0]):
+            raise TrainingError(
+                f"the model returns {tuple(out.shape[1:])} actions, the statistics describe "
+                f"{self.scaling.action.shift.shape[0]}",
+                hint="Evaluate with the statistics the model was trained with.",
+            )
 
     def __call__(self, state: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         """Return the action for the canonical ``observation.state`` ``state``."""
@@ -84,7 +115,8 @@ def evaluate_tasks(
     Raises
     ------
     TrainingError
-        If a task is not in ``task_vocab`` or ``stats`` lacks a policy feature.
+        If a task is not in ``task_vocab``, ``stats`` lacks a policy feature, or
+        the model does not take the policy's input row.
     """
     from dure.client.sim.metaworld_env import evaluate_policy
 
@@ -94,6 +126,8 @@ def evaluate_tasks(
     device = next(model.parameters()).device
     model.to("cpu").eval()
     try:
+        for policy in policies.values():
+            policy.check(STATE_DIM)
         return {
             task: evaluate_policy(
                 policy, task, episodes=episodes_per_task, seed=seed, max_steps=max_steps

@@ -9,10 +9,11 @@ and one linear *head per task* maps the trunk's features to that task's action;
 the task's one-hot picks the head.  Per-task heads matter for federation: each
 factory holds only some tasks (non-IID), and with a single shared output layer
 the sites' local steps pull that layer toward their own tasks, so their average
-served none of them well (measured in ``benchmarks/learning_bench.py``: FedAvg
-reached about 70% of the pooled model's success with one output layer, above
-90% with heads).  A head that no data of a site touched gets no gradient there,
-so a local-only model keeps untrained heads for the tasks it never saw.
+served none of them well (measured while building ``benchmarks/learning_bench.py``,
+one seed, five two-task sites: FedAvg reached 66-82% of the pooled model's mean
+success with one output layer, 92% with heads).  A head that no data of a site
+touched gets no gradient there, so a local-only model keeps untrained heads for
+the tasks it never saw.
 
 The ``state_dict`` lists the trunk's layers in order and then ``heads``
 (``trunk.0.weight``, ``trunk.0.bias``, ``trunk.2.weight`` ... ``heads.weight``,

@@ -63,14 +63,15 @@ def _mean(rates: Mapping[str, float]) -> float:
 def print_success(console: Console, report: DemoReport, tasks: Sequence[str]) -> None:
     """Per-task success of the federated, pooled and local-only models."""
     table = Table(title="Success rate on fresh layouts (info['success'] at any step)")
-    table.add_column("task")
-    table.add_column("federated", justify="right")
+    table.add_column("task", no_wrap=True)
+    table.add_column("fed.", justify="right")
     table.add_column("pooled", justify="right")
     local = {name: site["local_only_success"] for name, site in report.sites.items()}
     for name in local:
-        table.add_column(f"{name} only", justify="right")
+        table.add_column(f"{name.removeprefix('factory-')} only", justify="right")
     for task in tasks:
-        row = [task, _pct(report.federated.get(task)), _pct(report.pooled.get(task))]
+        row = [task.removesuffix("-v3"), _pct(report.federated.get(task))]
+        row.append(_pct(report.pooled.get(task)))
         row += [_pct(rates.get(task)) for rates in local.values()]
         table.add_row(*row)
     row = ["mean", _pct(_mean(report.federated)), _pct(_mean(report.pooled))]

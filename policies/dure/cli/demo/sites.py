@@ -42,7 +42,7 @@ DEMO_FACTORIES: tuple[FactorySpec, ...] = (
     FactorySpec("factory-a", "rosbag", ("push-v3", "lever-pull-v3")),
     FactorySpec("factory-b", "mcap", ("pick-place-v3", "drawer-open-v3"), min_contributors=3),
     FactorySpec("factory-c", "lerobot-v3", ("button-press-topdown-v3", "door-open-v3")),
-    FactorySpec("factory-d", "robomimic", ("window-open-v3", "faucet-open-v3")),
+    FactorySpec("factory-d", "robomimic", ("window-open-v3", "handle-pull-v3")),
     FactorySpec("factory-e", "csv", ("plate-slide-v3", "dial-turn-v3"), forbids_purpose=True),
 )
 """Two tasks each, none shared (the non-IID case), five logging styles.  factory-e's
