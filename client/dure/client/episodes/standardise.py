@@ -20,6 +20,7 @@ the episode, the field and the fix.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -47,7 +48,14 @@ from dure.client.episodes.schema import (
 )
 from dure.client.errors import EpisodeError, IngestError
 
-__all__ = ["RawEpisode", "Stream", "select_columns", "standardise"]
+__all__ = [
+    "ProfileStreams",
+    "RawEpisode",
+    "Stream",
+    "profile_streams",
+    "select_columns",
+    "standardise",
+]
 
 
 @dataclass(frozen=True)
@@ -340,3 +348,24 @@ def _episode(raw: RawEpisode, profile: SiteProfile, frames: Frames, version: str
 
 
 _CONTEXT_HINT = "Check the task source and the context section of the site profile."
+
+
+@dataclass(frozen=True)
+class ProfileStreams:
+    """The streams a profile maps: every feature's sources, and the optional signals."""
+
+    features: dict[str, list[Stream]]
+    success: Stream | None
+    reward: Stream | None
+    intervention: Stream | None
+
+
+def profile_streams(profile: SiteProfile, read: Callable[[str], Stream]) -> ProfileStreams:
+    """Read, with ``read(stream name)``, every stream ``profile`` maps, in profile order."""
+    features = {
+        name: [read(source.stream or "") for source in sources]
+        for name, sources in profile.features.items()
+    }
+    signals = [profile.outcome.success, profile.outcome.reward, profile.intervention]
+    success, reward, intervention = (read(s.stream) if s and s.stream else None for s in signals)
+    return ProfileStreams(features, success, reward, intervention)

@@ -22,7 +22,7 @@ import numpy as np
 
 from dure.client.episodes.profile import SiteProfile, TextSource
 from dure.client.episodes.resample import NS_PER_S
-from dure.client.episodes.standardise import RawEpisode, Stream
+from dure.client.episodes.standardise import RawEpisode, Stream, profile_streams
 from dure.client.errors import IngestError
 
 __all__ = ["EpisodeMeta", "episode_from_table", "read_info", "require_source_episodes"]
@@ -136,12 +136,7 @@ def episode_from_table(
     def stream(column: str) -> Stream:
         return Stream(column, t_ns, _column(table, column, where), _names(info, column))
 
-    features = {
-        name: [stream(s.stream or "") for s in sources]
-        for name, sources in profile.features.items()
-    }
-    signals = [profile.outcome.success, profile.outcome.reward, profile.intervention]
-    success, reward, intervention = (stream(s.stream) if s and s.stream else None for s in signals)
+    streams = profile_streams(profile, stream)
     task = _text(profile.task, meta, info, where, "task")
     instruction = (
         task
@@ -154,12 +149,12 @@ def episode_from_table(
         index=meta.index,
         start_ns=int(t_ns[0]),
         end_ns=int(t_ns[-1]),
-        features=features,
+        features=streams.features,
         task=task,
         instruction=instruction,
-        success=success,
-        reward=reward,
-        intervention=intervention,
+        success=streams.success,
+        reward=streams.reward,
+        intervention=streams.intervention,
     )
 
 

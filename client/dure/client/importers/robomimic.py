@@ -21,7 +21,7 @@ import numpy as np
 
 from dure.client.episodes.profile import SiteProfile, TextSource
 from dure.client.episodes.resample import NS_PER_S
-from dure.client.episodes.standardise import RawEpisode, Stream
+from dure.client.episodes.standardise import RawEpisode, Stream, profile_streams
 from dure.client.errors import IngestError
 from dure.client.importers.lerobot_common import require_source_episodes
 from dure.policies.errors import DureError
@@ -136,12 +136,7 @@ def _demo(
             )
         return Stream(key, t_ns, values)
 
-    features = {
-        name: [stream(s.stream or "") for s in sources]
-        for name, sources in profile.features.items()
-    }
-    signals = [profile.outcome.success, profile.outcome.reward, profile.intervention]
-    success, reward, intervention = (stream(s.stream) if s and s.stream else None for s in signals)
+    streams = profile_streams(profile, stream)
     task = _text(profile.task, group, env_args, where, "task")
     instruction = (
         task
@@ -154,12 +149,12 @@ def _demo(
         index=index,
         start_ns=int(t_ns[0]) if n else start,
         end_ns=int(t_ns[-1]) if n else start,
-        features=features,
+        features=streams.features,
         task=task,
         instruction=instruction,
-        success=success,
-        reward=reward,
-        intervention=intervention,
+        success=streams.success,
+        reward=streams.reward,
+        intervention=streams.intervention,
     )
 
 
