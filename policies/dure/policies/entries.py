@@ -18,6 +18,7 @@ kind                       fields
 ``job_signed``             job_id, job_digest, operator_key_id, purpose
 ``site_admitted``          job_id, site, policy_id
 ``site_refused``           job_id, site, policy_id (or null), reasons
+``statistics_shared``      job_id, site, stats_digest, episodes, policy_id
 ``round_opened``           job_id, round, sites, parent_model (or null)
 ``contribution_accepted``  job_id, round, site, update_digest, examples,
                            episodes_root, policy_id, claim_id, secure
@@ -28,7 +29,10 @@ kind                       fields
 ``model_released``         model_digest, recipients
 =========================  =====================================================
 
-Digests and ids are 64 lowercase hex characters, sites ``urn:dure:site:<name>``,
+``statistics_shared`` records that a site's feature statistics (its answer to
+the statistics query before round 1) left the factory: ``stats_digest`` is
+:func:`statistics_digest` of the answer as received.  Digests and ids are 64
+lowercase hex characters, sites ``urn:dure:site:<name>``,
 job ids names, decimals strings.  :meth:`LedgerEntry.from_bytes` accepts only
 bytes that are exactly the canonical form of a valid entry, so one entry has one
 leaf.  Receipts (:mod:`dure.policies.receipt`) let a factory prove that an
@@ -37,6 +41,7 @@ entry is in the log a signed checkpoint commits to.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from typing import Annotated, ClassVar, Literal, Self
 
@@ -48,8 +53,9 @@ from pydantic import (
     StrictStr,
 )
 
-from dure.policies.canonical import parse_canonical
+from dure.policies.canonical import JsonValue, canonical_bytes, parse_canonical
 from dure.policies.document import CanonicalDocument
+from dure.policies.encoding import HexDigest
 from dure.policies.errors import DocumentError, EncodingError
 from dure.policies.job import AggregationStrategy
 from dure.policies.literals import (
@@ -78,6 +84,8 @@ __all__ = [
     "SiteAdmitted",
     "SiteRefused",
     "SiteRegistered",
+    "StatisticsShared",
+    "statistics_digest",
 ]
 
 _MAX_REASONS = 64
@@ -204,6 +212,33 @@ class SiteRefused(LedgerEntry):
     reasons: Reasons
 
 
+class StatisticsShared(LedgerEntry):
+    """A site's feature statistics left the factory (the statistics query before round 1).
+
+    ``stats_digest`` is :func:`statistics_digest` of the answer the coordinator
+    accepted, ``episodes`` the number of episodes it summarises and ``policy_id``
+    the policy the site was admitted under.
+    """
+
+    kind: Literal["statistics_shared"] = "statistics_shared"
+    job_id: Name
+    site: SiteUrn
+    stats_digest: HexDigestText
+    episodes: Annotated[StrictInt, Field(ge=0, le=2**53 - 1)]
+    policy_id: HexDigestText
+
+
+def statistics_digest(features: str, tasks: str, episodes: int) -> HexDigest:
+    """Return the hex SHA-256 of a statistics answer, as recorded by ``statistics_shared``.
+
+    The hashed bytes are the RFC 8785 canonical JSON of
+    ``{"episodes": episodes, "features": features, "tasks": tasks}``, where
+    ``features`` and ``tasks`` are the answer's JSON texts exactly as sent.
+    """
+    value: JsonValue = {"episodes": episodes, "features": features, "tasks": tasks}
+    return HexDigest(hashlib.sha256(canonical_bytes(value)).hexdigest())
+
+
 class RoundOpened(LedgerEntry):
     """A round started with the sampled ``sites`` from model ``parent_model``."""
 
@@ -272,6 +307,7 @@ AnyLedgerEntry = Annotated[
     | JobSigned
     | SiteAdmitted
     | SiteRefused
+    | StatisticsShared
     | RoundOpened
     | ContributionAccepted
     | ContributionRejected
@@ -290,6 +326,7 @@ _MODELS: dict[str, type[LedgerEntry]] = {
         JobSigned,
         SiteAdmitted,
         SiteRefused,
+        StatisticsShared,
         RoundOpened,
         ContributionAccepted,
         ContributionRejected,

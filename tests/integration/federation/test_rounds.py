@@ -41,8 +41,9 @@ def test_a_run_commits_every_round_and_the_factories_hold_verified_receipts(tmp_
     assert [r.status for r in report.rounds] == ["committed"] * 3 and report.stopped is None
     kinds = [e.kind for e in consortium.entries()][6:]
     assert kinds[:4] == ["job_signed", "site_admitted", "site_admitted", "site_admitted"]
+    assert kinds[4:7] == ["statistics_shared"] * 3  # before round 1, once per site
     assert (
-        kinds[4:]
+        kinds[7:]
         == (["round_opened"] + ["contribution_accepted"] * 3 + ["aggregate_committed"]) * 3
     )
     commits = consortium.of_kind("aggregate_committed")

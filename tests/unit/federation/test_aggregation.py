@@ -141,7 +141,7 @@ def test_client_side_dp_adds_noise_without_clipping_on_the_server() -> None:
         (
             {
                 "aggregation": {
-                    "strategy": "fedavg",
+                    "strategy": "krum",
                     "secure": True,
                     "norm_bound": "1",
                     "params": {},

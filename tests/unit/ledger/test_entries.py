@@ -20,15 +20,27 @@ from dure.policies.entries import (
     RoundOpened,
     SiteAdmitted,
     SiteRefused,
+    StatisticsShared,
+    statistics_digest,
 )
 from dure.policies.errors import DocumentError, EncodingError
 
-SAMPLES = sample_entries()
+SAMPLES = [
+    *sample_entries(),
+    StatisticsShared(
+        time=T,
+        job_id="pick-place-1",
+        site="urn:dure:site:factory-a",
+        stats_digest=statistics_digest('{"action": {}}', '["pick-place"]', 4),
+        episodes=4,
+        policy_id=hexd(4),
+    ),
+]
 
 
 def test_samples_cover_every_kind() -> None:
     assert sorted(e.kind for e in SAMPLES) == sorted(ENTRY_KINDS)
-    assert len(ENTRY_KINDS) == 11
+    assert len(ENTRY_KINDS) == 12
 
 
 @pytest.mark.parametrize("entry", SAMPLES, ids=lambda e: e.kind)

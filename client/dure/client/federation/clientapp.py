@@ -5,7 +5,8 @@ Handlers (message types in :mod:`dure.client.federation.wire`):
 - ``query.identify``: sign the coordinator's challenge (reads no data);
 - ``query.stats``: behind the policy gate, moments of the allowed episodes;
 - ``train``: receipts first (:class:`~dure.client.federation.receipts.ReceiptBox`),
-  then the policy gate, then :func:`~dure.client.federation.contribute.contribute`;
+  then the policy gate, then :func:`~dure.client.federation.contribute.contribute`
+  (or, for a SecAgg+ stage, :func:`~dure.client.federation.secagg.secure_train_mod`);
 - ``query.receipts``: verify and keep the receipts still owed after a run.
 
 Build one with :func:`create_client_app`, giving how a node finds its
@@ -28,6 +29,7 @@ from flwr.clientapp.typing import Mod
 from dure.client.federation.contribute import Refusal, bind_node, contribute, describe
 from dure.client.federation.gate import Authorisation, authorisation, policy_gate
 from dure.client.federation.receipts import ReceiptBox
+from dure.client.federation.secagg import secure_train_mod
 from dure.client.federation.settings import FactorySettings
 from dure.client.federation.trainer import Trainer, train_policy
 from dure.client.federation.wire import (
@@ -122,7 +124,7 @@ def create_client_app(
         record = ConfigRecord({"features": features, "tasks": tasks, "episodes": episodes})
         return Message(RecordDict({"stats": record}), reply_to=message)
 
-    @app.train(mods=[receipts_mod(settings_of), gate])
+    @app.train(mods=[receipts_mod(settings_of), gate, secure_train_mod(trainer, clock)])
     def train(message: Message, context: Context) -> Message:
         auth = authorisation()
         try:

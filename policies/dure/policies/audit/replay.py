@@ -5,10 +5,16 @@ commits to; :func:`replay` then reads them in order, keeps the state they
 describe (sites, policies, jobs, admissions, rounds, models, ε spent) and
 reports each invariant that fails at the exact entry where it fails:
 
+- every ``statistics_shared`` names a site admitted to the job (and not refused
+  since) under the very policy it was admitted with, registered by that site,
+  unexpired at the entry's time and not revoked before it: statistics leave a
+  factory only under a valid admission;
 - every ``contribution_accepted`` cites a policy registered earlier by the same
   site, unexpired at the entry's time and not revoked before its round opened;
   the site was admitted to the job and not refused since, its round was opened
-  and sampled it, and it contributed once;
+  and sampled it, and it contributed once; with the signed job, its ``secure``
+  flag equals the job's ``aggregation.secure`` (under SecAgg+ the digest is the
+  masked contribution's, never a plain update's);
 - with the signed documents (:class:`~dure.policies.audit.documents.DocumentSource`),
   the kernel's :func:`~dure.policies.evaluation.evaluate` re-run on the signed
   policy and job at the entry's time allows the job (purpose, recipients,
@@ -63,6 +69,7 @@ from dure.policies.entries import (
     SiteAdmitted,
     SiteRefused,
     SiteRegistered,
+    StatisticsShared,
 )
 from dure.policies.job import JobManifest
 from dure.policies.keys import VerifyKey
@@ -143,6 +150,7 @@ class _Replay:
         self.policies: dict[str, _Policy] = {}
         self.jobs: dict[str, _Job] = {}
         self.decisions: dict[tuple[str, str], bool] = {}  # (job, site) -> admitted
+        self.admitted_under: dict[tuple[str, str], str] = {}  # (job, site) -> policy id
         self.rounds: dict[tuple[str, int], _Round] = {}
         self.models: dict[str, frozenset[str]] = {}  # model -> jobs in its lineage
         self.spent: dict[str, dict[str, Decimal]] = {}  # site -> job -> cumulative ε
@@ -218,6 +226,29 @@ class _Replay:
         if problem:
             self.fail("admission.policy", f"{e.site} admitted to {e.job_id}: {problem[1]}")
         self.decisions[(e.job_id, e.site)] = True
+        self.admitted_under[(e.job_id, e.site)] = e.policy_id
+
+    def _statistics_shared(self, e: StatisticsShared) -> None:
+        self._job(e.job_id)
+        self._site(e.site)
+        admitted = self.decisions.get((e.job_id, e.site))
+        if not admitted:
+            state = "was refused for" if admitted is False else "was never admitted to"
+            self.fail(
+                "statistics.not_admitted", f"{e.site} shared statistics but {state} {e.job_id}"
+            )
+        under = self.admitted_under.get((e.job_id, e.site))
+        if admitted and under != e.policy_id:
+            self.fail(
+                "statistics.policy_mismatch",
+                f"{e.site} shared statistics under policy {e.policy_id[:16]}…, "
+                f"but was admitted to {e.job_id} under {str(under)[:16]}…",
+            )
+        policy = self._policy(e.policy_id, e.site)
+        problem = self._invalid(policy, e.time, self._index) if policy else None
+        if problem:
+            code, why = problem
+            self.fail(code, f"{e.site} shared statistics for {e.job_id}: {why}")
 
     def _site_refused(self, e: SiteRefused) -> None:
         self._job(e.job_id)
@@ -251,6 +282,7 @@ class _Replay:
             self.fail(code, f"{e.site} contributed to {e.job_id} round {e.round}: {why}")
         if job is not None:
             self._check_allowed(e, policy, job)
+            self._check_secure(e, job)
 
     def _contribution_round(self, e: ContributionAccepted) -> _Round | None:
         opened = self.rounds.get((e.job_id, e.round))
@@ -278,6 +310,17 @@ class _Replay:
         if isinstance(policy_doc, UsagePolicy) and isinstance(job_doc, JobManifest):
             spent = self._spent_elsewhere(e.site, e.job_id)
             self.outcome("policy.denied", denial(policy_doc, job_doc, e, spent, self.consortium))
+
+    def _check_secure(self, e: ContributionAccepted, job: _Job) -> None:
+        if not isinstance(job.document, JobManifest):
+            return  # the document checks above already reported it unverifiable
+        expected = job.document.aggregation.secure
+        if e.secure != expected:
+            self.fail(
+                "contribution.secure_mismatch",
+                f"{e.site}'s contribution records secure={str(e.secure).lower()}, "
+                f"but job {e.job_id} signed aggregation.secure={str(expected).lower()}",
+            )
 
     # --- aggregates and releases ------------------------------------------------------
 

@@ -5,7 +5,8 @@ Pure modules: :mod:`~dure.server.federation.registry` (sites, policies, jobs),
 :mod:`~dure.server.federation.validation` (which updates may be aggregated),
 :mod:`~dure.server.federation.budget` (ε already spent, from the ledger),
 :mod:`~dure.server.federation.statistics` (consortium feature statistics),
-:mod:`~dure.server.federation.models` (the model registry).
+:mod:`~dure.server.federation.models` (the model registry),
+:mod:`~dure.server.federation.weighted` (FedAvg's weighted mean, bit for bit as Flower's).
 Flower adapters: :mod:`~dure.server.federation.aggregation` (Flower's strategies and
 DP wrappers), :mod:`~dure.server.federation.privacy` (Flower's RDP accountant),
 :mod:`~dure.server.federation.wire` (the Message wire format),

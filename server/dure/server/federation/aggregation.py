@@ -19,6 +19,11 @@ job strategy       Flower strategy             ``aggregation.params``
 ``fedmedian``      ``FedMedian``               none
 =================  ==========================  ================================
 
+``fedavg`` and ``fedprox`` without DP skip the strategy object: their weighted
+mean is computed by :func:`~dure.server.federation.weighted.weighted_mean`, which
+is Flower's ``aggregate_arrayrecords`` arithmetic reproduced bit for bit on the
+tensors validation already decoded (no second decode, no temporary per product).
+
 Other strategies (server-side optimisers that keep state across rounds,
 Bulyan) are refused before the run starts.  Replies are weighted by
 ``"num-examples"``, except under differential privacy: then every contributor
@@ -38,7 +43,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import numpy.typing as npt
-from flwr.app import Message, MetricRecord, RecordDict
+from flwr.app import ArrayRecord, Message, MetricRecord, RecordDict
 from flwr.serverapp.strategy import (
     DifferentialPrivacyClientSideFixedClipping,
     DifferentialPrivacyServerSideFixedClipping,
@@ -53,6 +58,8 @@ from flwr.serverapp.strategy import (
 
 from dure.policies.job import JobManifest
 from dure.server.federation.errors import FederationError
+from dure.server.federation.secagg import check_secure_supported
+from dure.server.federation.weighted import weighted_mean
 from dure.server.federation.wire import TRAIN, array_record, numpy_arrays
 
 __all__ = [
@@ -73,6 +80,7 @@ _PARAMS: dict[str, frozenset[str]] = {
     "multi-krum": frozenset({"num_malicious_nodes", "num_nodes_to_select"}),
     "fedmedian": frozenset(),
 }
+_MEAN = frozenset({"fedavg", "fedprox"})
 STRATEGIES = frozenset(_PARAMS)
 """The job strategies this coordinator runs."""
 
@@ -89,11 +97,7 @@ def check_job_supported(job: JobManifest) -> None:
     if unknown:
         raise FederationError(f"job {job.job_id}: unknown {spec.strategy} params {unknown}")
     if spec.secure:
-        raise FederationError(
-            f"job {job.job_id} requires secure aggregation, which this coordinator "
-            "cannot run yet (SecAgg+ needs Flower's legacy workflow)",
-            hint="Sign the job with aggregation.secure false, or wait for SecAgg+ support.",
-        )
+        check_secure_supported(job)  # SecAgg+: fedavg/fedprox, no DP
     if job.dp is not None:
         if spec.strategy not in ("fedavg", "fedprox"):
             raise FederationError(f"job {job.job_id}: DP needs fedavg or fedprox")
@@ -147,6 +151,7 @@ def aggregate(
     round: int,
     reference: Mapping[str, npt.NDArray[Any]],
     replies: Sequence[Message],
+    decoded: Sequence[Mapping[str, npt.NDArray[Any]]] | None = None,
 ) -> dict[str, npt.NDArray[Any]]:
     """Aggregate validated train replies into the next global model.
 
@@ -154,12 +159,17 @@ def aggregate(
     ``replies`` are the Messages as received (each with one ``"arrays"`` and one
     ``"metrics"`` record); Flower's strategies may edit them in place (clipping,
     trimmed mean's ``pop``), so the caller must have read what it needs first.
+    ``decoded`` are the replies' tensors as validation decoded them, in the same
+    order; the weighted mean (``fedavg``, ``fedprox`` without DP) uses them
+    instead of decoding the replies again.
 
     Raises
     ------
     FederationError
         If the strategy produced no aggregate.
     """
+    if job.dp is None and job.aggregation.strategy in _MEAN:
+        return _mean(round, reference, replies, decoded)
     strategy = build_strategy(job, len(replies))
     if isinstance(strategy, DifferentialPrivacyServerSideFixedClipping):
         strategy.current_arrays = array_record(reference)
@@ -173,6 +183,37 @@ def aggregate(
         raise FederationError(f"round {round}: {type(strategy).__name__} returned no aggregate")
     result = numpy_arrays(arrays)
     return {name: result[name].astype(value.dtype) for name, value in reference.items()}
+
+
+def _mean(
+    round: int,
+    reference: Mapping[str, npt.NDArray[Any]],
+    replies: Sequence[Message],
+    decoded: Sequence[Mapping[str, npt.NDArray[Any]]] | None,
+) -> dict[str, npt.NDArray[Any]]:
+    """FedAvg's weighted mean, as Flower computes it, on the decoded tensors."""
+    if not replies:
+        raise FederationError(f"round {round}: no reply to aggregate")
+    weights: list[Any] = []
+    for reply in replies:
+        metrics = reply.content["metrics"]
+        weight = metrics.get("num-examples") if isinstance(metrics, MetricRecord) else None
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or weight <= 0:
+            raise FederationError(f"round {round}: a reply has no positive num-examples")
+        weights.append(weight)
+    if decoded is None:
+        decoded = [_tensors(round, reply) for reply in replies]
+    if len(decoded) != len(replies):
+        raise FederationError(f"round {round}: {len(decoded)} decoded updates for {len(replies)}")
+    result = weighted_mean(decoded, weights, list(reference))
+    return {name: result[name].astype(value.dtype, copy=False) for name, value in reference.items()}
+
+
+def _tensors(round: int, reply: Message) -> dict[str, npt.NDArray[Any]]:
+    arrays = reply.content["arrays"]
+    if not isinstance(arrays, ArrayRecord):
+        raise FederationError(f"round {round}: a reply carries no arrays record")
+    return numpy_arrays(arrays)
 
 
 def update_message(tensors: Mapping[str, npt.NDArray[Any]], examples: int) -> Message:

@@ -34,7 +34,7 @@ from flwr.serverapp import Grid
 
 from dure.policies.contribution import epsilon_spent_by
 from dure.policies.dsse import Envelope
-from dure.policies.entries import JobSigned, LedgerEntry
+from dure.policies.entries import JobSigned, LedgerEntry, StatisticsShared, statistics_digest
 from dure.policies.job import JobManifest
 from dure.policies.keys import VerifyKey
 from dure.policies.policy import UsagePolicy
@@ -47,6 +47,12 @@ from dure.server.federation.exchange import exchange
 from dure.server.federation.outbox import ReceiptOutbox
 from dure.server.federation.privacy import PrivacyAccounting, site_limits
 from dure.server.federation.registry import RegisteredSite, job_signed_entry, open_job
+from dure.server.federation.resume import (
+    close_interrupted,
+    resume_state,
+    resumption,
+    unrecorded,
+)
 from dure.server.federation.rounds import play_round
 from dure.server.federation.run import RoundReport, RunReport, RunSettings, RunState, Services
 from dure.server.federation.statistics import ConsortiumStats, merge_moments, parse_moments
@@ -90,7 +96,7 @@ class Coordinator:
     def run(self, grid: Grid, job: Envelope) -> RunReport:
         """Run every round of ``job`` and return what happened."""
         state = self.start(grid, job)
-        for round in range(1, state.job.document.rounds + 1):
+        for round in range(state.first_round, state.job.document.rounds + 1):
             if self.play(grid, state, round).status == "stopped":
                 break
         return self.finish(grid, state)
@@ -101,6 +107,8 @@ class Coordinator:
         check_job_supported(job.document)
         spent = self._record_job(job)
         outbox = ReceiptOutbox(self.services.ledger)
+        before = ledger_entries(self.services.ledger)  # a restart: see federation.resume
+        closed = close_interrupted(self.services, job.document.job_id, before, outbox)
         admitted = self._admit(job, spent, outbox)
         nodes = bind_nodes(
             grid,
@@ -109,13 +117,14 @@ class Coordinator:
             reply_timeout=self.settings.query_timeout,
             poll=self.settings.poll,
         )
-        stats = self._statistics(grid, envelope.to_json(), admitted, nodes)
+        stats = self._statistics(grid, envelope.to_json(), admitted, nodes, job.document.job_id)
         model = {k: v for k, v in self.initial_model(stats).items()}
         record = self.services.models.put(model, parent=None, job_id=job.document.job_id, round=0)
         state = RunState(
             job, envelope.to_json(), admitted, nodes, stats, model, record.digest, outbox, spent
         )
         state.initial_model = record.digest
+        resume_state(self.services, state, resumption(before, job.document.job_id, closed))
         if job.document.dp is not None:
             policies = {urn: _policy_of(site) for urn, site in admitted.items()}
             limits = site_limits(job.document.dp, policies, spent)
@@ -174,6 +183,7 @@ class Coordinator:
             spent=spent,
         )
         entries = admission_entries(job.document.job_id, decisions, now)
+        entries = unrecorded(ledger_entries(self.services.ledger), entries)
         outbox.record(self.services.ledger.append_all(entries), entries)
         self.services.ledger.checkpoint()
         admitted = {d.site.urn: d.site for d in decisions if d.admitted}
@@ -193,6 +203,7 @@ class Coordinator:
         job_json: bytes,
         sites: Mapping[str, RegisteredSite],
         nodes: NodeDirectory,
+        job_id: str,
     ) -> ConsortiumStats:
         messages = [
             config_message(node, STATS, {"job": job_json, "round": 0, "site": site.name})
@@ -202,17 +213,56 @@ class Coordinator:
         replies = exchange(
             grid, messages, timeout=self.settings.query_timeout, poll=self.settings.poll
         )
-        answers = [_stats_answer(reply) for reply in replies.values()]
-        parts = [answer for answer in answers if answer is not None]
+        answers = {node: _stats_answer(reply) for node, reply in replies.items()}
+        parts = [answer for answer in answers.values() if answer is not None]
+        shared = {node: _shared_record(replies[node]) for node, a in answers.items() if a}
+        self._record_statistics(job_id, sites, nodes, shared)
         merged = merge_moments([features for features, _, _ in parts])
         tasks = tuple(sorted({task for _, names, _ in parts for task in names}))
         return ConsortiumStats(merged, tasks, sum(count for _, _, count in parts))
+
+    def _record_statistics(
+        self,
+        job_id: str,
+        sites: Mapping[str, RegisteredSite],
+        nodes: NodeDirectory,
+        shared: Mapping[int, tuple[str, int]],
+    ) -> None:
+        """Ledger ``statistics_shared`` for each statistics answer accepted, by site."""
+        now, entries = self.services.clock(), list[LedgerEntry]()
+        for urn, site in sorted(sites.items()):
+            node = nodes.node(urn)
+            if node is None or node not in shared or site.policy is None:
+                continue
+            digest, episodes = shared[node]
+            entries.append(
+                StatisticsShared(
+                    time=now,
+                    job_id=job_id,
+                    site=urn,
+                    stats_digest=digest,
+                    episodes=episodes,
+                    policy_id=site.policy.policy_id,
+                )
+            )
+        entries = unrecorded(ledger_entries(self.services.ledger), entries)
+        if entries:
+            self.services.ledger.append_all(entries)
 
 
 def _policy_of(site: RegisteredSite) -> UsagePolicy:
     if site.policy is None:
         raise FederationError(f"{site.urn} was admitted without a policy")
     return site.policy.policy
+
+
+def _shared_record(reply: Message) -> tuple[str, int]:
+    """The digest and episode count of an accepted statistics answer (for the ledger)."""
+    record = reply.content["stats"]
+    assert isinstance(record, ConfigRecord)  # _stats_answer accepted it
+    features, tasks, episodes = record["features"], record["tasks"], record["episodes"]
+    assert isinstance(features, str) and isinstance(tasks, str) and isinstance(episodes, int)
+    return statistics_digest(features, tasks, episodes), episodes
 
 
 def _stats_answer(reply: Message) -> tuple[dict[str, Any], list[str], int] | None:

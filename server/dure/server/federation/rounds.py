@@ -51,6 +51,7 @@ from dure.server.federation.aggregation import aggregate, proximal_mu
 from dure.server.federation.errors import FederationError
 from dure.server.federation.exchange import exchange
 from dure.server.federation.run import RoundReport, RunSettings, RunState, Services, round_lr
+from dure.server.federation.secagg import play_secure
 from dure.server.federation.validation import (
     ClaimContext,
     check_claim,
@@ -100,6 +101,11 @@ def play_round(
     append(services, state, [opened])
     arrays = array_record(state.model)  # encoded once, shared by every instruction
     messages = [_instruction(settings, state, round, site, arrays) for site in sampled]
+    if state.job.document.aggregation.secure:  # SecAgg+: see dure.server.federation.secagg
+        report, entries = play_secure(services, settings, grid, state, round, messages)
+        append(services, state, entries)
+        services.ledger.checkpoint()
+        return replace(report, refused=refused)
     replies = exchange(grid, messages, timeout=settings.round_timeout, poll=settings.poll)
     by_site = {site: replies.get(state.nodes.node(site) or -1) for site in sampled}
     return _conclude(services, settings, state, round, by_site, refused)
@@ -255,7 +261,9 @@ def _commit(
     services: Services, state: RunState, round: int, kept: list[_Accepted]
 ) -> list[LedgerEntry]:
     job, now = state.job.document, services.clock()
-    model = aggregate(job, round, state.model, [a.message for a in kept])
+    model = aggregate(
+        job, round, state.model, [a.message for a in kept], [a.reply.arrays for a in kept]
+    )
     sites = tuple(a.site for a in kept)
     epsilon = state.privacy.compose(sites, len(sites)) if state.privacy is not None else None
     record = services.models.put(

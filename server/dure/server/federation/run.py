@@ -138,6 +138,8 @@ class RunState:
     initial_model: HexDigest | None = None
     rounds: list[RoundReport] = field(default_factory=list)
     stopped: str | None = None
+    first_round: int = 1
+    """The round to play first: after a restart, the one after the last opened."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,6 +38,8 @@ import numpy as np
 import numpy.typing as npt
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MetricRecord, RecordDict
 
+from dure.server.federation.weighted import decode_array
+
 __all__ = [
     "IDENTIFY",
     "NOTHING_SELECTED",
@@ -83,8 +85,8 @@ def array_record(arrays: Mapping[str, npt.NDArray[Any]]) -> ArrayRecord:
 
 
 def numpy_arrays(record: ArrayRecord) -> dict[str, npt.NDArray[Any]]:
-    """Unwrap a Flower ``ArrayRecord`` into numpy tensors."""
-    return {name: record[name].numpy() for name in record}
+    """Unwrap a Flower ``ArrayRecord`` into numpy tensors (read-only views, no copy)."""
+    return {name: decode_array(record[name]) for name in record}
 
 
 def train_message(node_id: int, arrays: ArrayRecord, config: ConfigRecord, round: int) -> Message:
