@@ -9,7 +9,8 @@ listed in :data:`dure.policies.errors.CATALOG` (section "client (factory)")::
     ├── EpisodeError            an episode that breaks the canonical schema
     ├── IngestError             a source log that cannot be read or standardised
     └── StoreError              the on-site store or its catalog cannot do what was asked
-        └── EpisodeNotFoundError  an episode id the catalog does not hold
+        ├── EpisodeNotFoundError  an episode id the catalog does not hold
+        └── StoreFullError        the disk holding the factory home is full
 
 Messages name the file, the episode, the field and the value; hints say how to fix.
 """
@@ -24,6 +25,7 @@ __all__ = [
     "IngestError",
     "ProfileError",
     "StoreError",
+    "StoreFullError",
 ]
 
 
@@ -66,3 +68,13 @@ class EpisodeNotFoundError(StoreError):
 
     code = "client.store_not_found"
     default_hint = "List the episodes with 'dure factory episodes list' and copy an id from it."
+
+
+class StoreFullError(StoreError):
+    """The disk holding the factory home filled up during a write (nothing was stored)."""
+
+    code = "client.store_full"
+    default_hint = (
+        "Free space on the disk holding the factory home, or move the home to a larger "
+        "disk (--home or DURE_FACTORY_HOME), then run the ingest again."
+    )

@@ -60,6 +60,14 @@ def _serve(
         bool | None,
         typer.Option("--open-registration/--no-open-registration", help="Sites self-register."),
     ] = None,
+    witness_key: Annotated[
+        list[str] | None,
+        typer.Option(help="Witness verifier key (cosignature/v1) or a file holding one; repeat."),
+    ] = None,
+    witness_quorum: Annotated[
+        int | None,
+        typer.Option(help="Cosignatures a checkpoint needs to be published (0: at once)."),
+    ] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="uvicorn worker processes.")] = 1,
     upgrade: Annotated[bool, typer.Option(help="Migrate the database first.")] = False,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "info",
@@ -78,6 +86,8 @@ def _serve(
         consortium=consortium,
         open_registration=open_registration,
         log_level=log_level.upper(),
+        witness_keys=tuple(witness_key) if witness_key else None,
+        witness_quorum=witness_quorum,
     )
     _check_schema(settings.db_url, upgrade)
     configure_logging(settings.log_level)
@@ -148,6 +158,8 @@ def _environment(settings: object) -> dict[str, str]:
         "DURE_OPEN_REGISTRATION": str(settings.open_registration).lower(),
         "DURE_LOG_LEVEL": settings.log_level,
         "DURE_TOKEN_SECRET": settings.token_secret or os.urandom(32).hex(),
+        "DURE_WITNESS_KEYS": ",".join(settings.witness_keys),
+        "DURE_WITNESS_QUORUM": str(settings.witness_quorum),
     }
     if settings.ledger_key is not None:
         values["DURE_LEDGER_KEY"] = str(settings.ledger_key)

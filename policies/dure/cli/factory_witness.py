@@ -3,11 +3,15 @@
 ``dure factory witness key --name NAME --out FILE`` creates the factory's witness
 key (``cosignature/v1``, Ed25519) and prints the verifier key to give the
 consortium and auditors.  ``dure factory witness cosign`` checks a checkpoint
-(``--checkpoint FILE`` with ``--proof FILE``, or fetched with its proof from
-``--url``) against the ledger key you pinned and the checkpoint this factory
-cosigned last (kept in ``--home``), then writes the cosigned note (``--out``, or
-standard output).  It refuses, and says why, when the checkpoint is not the
-log's or does not extend the last one: that is a fork shown to this factory.
+(``--checkpoint FILE`` with ``--proof FILE``, or the coordinator's *pending*
+checkpoint fetched with its proof from ``--url``) against the ledger key you
+pinned and the checkpoint this factory cosigned last (kept in ``--home``), then
+writes the cosigned note (``--out``, or standard output).  With ``--url`` it
+also posts the cosignature to the coordinator (``--no-submit`` to skip), which
+publishes the checkpoint once the consortium's witness quorum cosigned it, and
+prints how far that is.  It refuses, and says why, when the checkpoint is not the
+log's or does not extend the last one: that is a fork shown to this factory, and
+nothing is posted.
 The client is imported lazily, inside the commands.
 """
 
@@ -72,10 +76,17 @@ def _cosign(
         typer.Option(help='Consistency proof JSON {"first", "second", "hashes"} for --checkpoint.'),
     ] = None,
     url: Annotated[
-        str | None, typer.Option(help="Fetch the checkpoint and proof from the coordinator.")
+        str | None,
+        typer.Option(help="Fetch the pending checkpoint and proof from the coordinator."),
     ] = None,
     out: Annotated[Path | None, typer.Option(help="Write the cosigned note here.")] = None,
     home: Home = DEFAULT_HOME,
+    submit: Annotated[
+        bool,
+        typer.Option(
+            "--submit/--no-submit", help="With --url, post the cosignature to the coordinator."
+        ),
+    ] = True,
 ) -> None:
     """Cosign a checkpoint if it extends the one this factory cosigned last; refuse otherwise."""
     from dure.cli.files import read_text, write_new
@@ -89,7 +100,7 @@ def _cosign(
     witness = FactoryWitness(home, Cosigner.from_skey(read_text(key).strip()), log_key)
     now = int(time.time())
     if url is not None:
-        cosigned = _from_url(witness, url, now)
+        cosigned = _from_url(witness, url, now, submit)
     else:
         assert checkpoint is not None
         note = read_text(checkpoint)
@@ -101,11 +112,15 @@ def _cosign(
     err_console.print(f"[green]cosigned[/] as {witness.cosigner.name}; kept in {home}")
 
 
-def _from_url(witness: FactoryWitness, url: str, now: int) -> str:
-    from dure.client.audit.source import HttpLedgerSource
+def _from_url(witness: FactoryWitness, url: str, now: int, submit: bool) -> str:
+    from dure.client.audit.witness import WitnessEndpoint
 
-    with HttpLedgerSource(url) as source:
-        return witness.cosign_from(source, now)
+    with WitnessEndpoint(url) as endpoint:
+        if not submit:
+            return witness.cosign_from(endpoint, now)
+        submitted = witness.cosign_pending(endpoint, now)
+    err_console.print(f"posted to {url}: {submitted.describe()}")
+    return submitted.note
 
 
 def _proof(witness: FactoryWitness, note: str, path: Path | None) -> list[bytes]:

@@ -20,6 +20,11 @@ variable                    setting
 ``DURE_TOKEN_SECRET``       ``token_secret``: hex HMAC key (default: random per process)
 ``DURE_OPEN_REGISTRATION``  ``open_registration``: sites may register themselves
 ``DURE_LOG_LEVEL``          ``log_level``
+``DURE_WITNESS_KEYS``       ``witness_keys``: comma-separated witness verifier keys
+                            (C2SP ``cosignature/v1``, ``name+keyid+base64``) or
+                            files holding one
+``DURE_WITNESS_QUORUM``     ``witness_quorum``: cosignatures a checkpoint needs
+                            before it is published (0: published at once)
 ==========================  ====================================================
 """
 
@@ -30,8 +35,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from dure.policies.checkpoint import CosignatureVerifier
 from dure.policies.encoding import b64decode, b64encode
 from dure.policies.errors import DocumentError, DureError
 from dure.policies.keys import VerifyKey
@@ -51,6 +64,8 @@ _ENV: dict[str, str] = {
     "DURE_TOKEN_SECRET": "token_secret",
     "DURE_OPEN_REGISTRATION": "open_registration",
     "DURE_LOG_LEVEL": "log_level",
+    "DURE_WITNESS_KEYS": "witness_keys",
+    "DURE_WITNESS_QUORUM": "witness_quorum",
 }
 
 
@@ -72,6 +87,8 @@ class ServiceSettings(BaseModel):
     max_page: int = Field(1000, ge=1, le=100_000)
     pool_size: int = Field(10, ge=1, le=200)
     log_level: str = "INFO"
+    witness_keys: tuple[str, ...] = ()
+    witness_quorum: int = Field(0, ge=0, le=100)
 
     @field_validator("operator_keys")
     @classmethod
@@ -82,6 +99,30 @@ class ServiceSettings(BaseModel):
             except DureError as exc:
                 raise ValueError(f"operator key {key[:60]!r}: {exc.message}") from exc
         return value
+
+    @field_validator("witness_keys")
+    @classmethod
+    def _witnesses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for key in value:
+            try:
+                CosignatureVerifier.from_vkey(key)
+            except DureError as exc:
+                raise ValueError(f"witness key {key[:60]!r}: {exc.message}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _quorum(self) -> ServiceSettings:
+        distinct = len({(w.name, w.key_id) for w in self.witness_verifiers()})
+        if self.witness_quorum > distinct:
+            raise ValueError(
+                f"a witness quorum of {self.witness_quorum} cannot be met by {distinct} "
+                "witness keys; configure more witness keys or a smaller quorum"
+            )
+        return self
+
+    def witness_verifiers(self) -> tuple[CosignatureVerifier, ...]:
+        """The configured witnesses' cosignature verifier keys."""
+        return tuple(CosignatureVerifier.from_vkey(key) for key in self.witness_keys)
 
     @field_validator("consortium")
     @classmethod
@@ -118,6 +159,10 @@ class ServiceSettings(BaseModel):
         if isinstance(keys, str):
             keys = [part.strip() for part in keys.split(",") if part.strip()]
         values["operator_keys"] = tuple(_operator_key(key) for key in keys)
+        witnesses = values.get("witness_keys", ())
+        if isinstance(witnesses, str):
+            witnesses = [part.strip() for part in witnesses.split(",") if part.strip()]
+        values["witness_keys"] = tuple(_witness_key(key) for key in witnesses)
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
@@ -142,3 +187,18 @@ def _operator_key(value: str) -> str:
             f"operator key {value[:60]!r} is neither a PEM file nor a base64 Ed25519 key",
             hint="Pass the operator's public key file (dure keys new writes NAME.pub).",
         ) from exc
+
+
+def _witness_key(value: str) -> str:
+    """Return a witness verifier key string given as is or in a file holding one."""
+    path = Path(value)
+    try:
+        is_file = path.is_file()
+    except OSError:
+        is_file = False
+    if not is_file:
+        return value.strip()
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DocumentError(f"witness key file {value}: cannot read it ({exc})") from exc

@@ -46,7 +46,7 @@ def test_db_upgrade_then_current(tmp_path: Path) -> None:
     upgraded = runner.invoke(_cli(), ["db", "upgrade", "--db", url])
     assert upgraded.exit_code == 0, upgraded.output
     current = runner.invoke(_cli(), ["db", "current", "--db", url])
-    assert "database 0001, code 0001" in current.output
+    assert "database 0002, code 0002" in current.output
 
 
 @pytest.mark.slow

@@ -227,7 +227,9 @@ def _receipt_problem(
     if receipt.size > checkpoint.size:
         return (
             "receipt.beyond",
-            f"covers {receipt.size} entries, the log now only {checkpoint.size}",
+            f"covers {receipt.size} entries, the published checkpoint only {checkpoint.size}: "
+            "either the log was rolled back, or (with a witness quorum) its checkpoint is not "
+            "witnessed yet; audit again once the witnesses have cosigned a newer checkpoint",
         )
     if receipt.index >= len(leaves) or leaves[receipt.index] != held.entry:
         return "receipt.mismatch", "the entry served at this index is not the receipted one"

@@ -9,22 +9,151 @@ a checkpoint the log's pinned key signed and that extends the one it cosigned,
 keeps the new one, and otherwise refuses with the reason
 (:class:`~dure.client.audit.errors.WitnessRefusedError`): a coordinator showing
 this factory a different history than it showed before is caught here.
+
+With a witness quorum configured, the coordinator publishes a checkpoint only
+once enough witnesses cosigned it.  :class:`WitnessEndpoint` is the
+coordinator's witness API (``GET /v1/witness/checkpoint`` for the pending
+checkpoint, ``POST /v1/witness/cosignatures`` to hand the cosigned note back,
+consistency proofs from the ledger read API), and
+:meth:`FactoryWitness.cosign_pending` runs the whole round trip: fetch, check
+consistency with the last cosigned checkpoint (refusing a fork, nothing
+posted), cosign, keep, post.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from dure.client.audit.errors import WitnessRefusedError
-from dure.client.audit.source import LedgerSource
+import httpx
+
+from dure.client.audit.errors import LedgerSourceError, WitnessRefusedError
+from dure.client.audit.source import HttpLedgerSource, LedgerSource
 from dure.client.audit.state import CheckpointStore
 from dure.policies.audit.witness import WitnessDecision, cosign_note, decide
 from dure.policies.checkpoint import Checkpoint, Cosigner, open_checkpoint
 from dure.policies.errors import NoteError
 from dure.policies.note import Ed25519Verifier
 
-__all__ = ["FactoryWitness"]
+__all__ = ["FactoryWitness", "Submitted", "WitnessEndpoint"]
+
+_PENDING, _COSIGNATURES = "/v1/witness/checkpoint", "/v1/witness/cosignatures"
+
+
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """The coordinator's answer to a posted cosignature."""
+
+    note: str
+    """The note this witness cosigned (as kept in its home)."""
+    size: int
+    cosigned: tuple[str, ...]
+    quorum: int
+    published: bool
+
+    def describe(self) -> str:
+        """One line: how far the checkpoint is from publication."""
+        state = "published" if self.published else "not yet published"
+        return (
+            f"checkpoint of size {self.size}: {len(self.cosigned)} of {self.quorum} required "
+            f"cosignatures ({', '.join(self.cosigned) or 'none'}); {state}"
+        )
+
+
+class WitnessEndpoint:
+    """The coordinator's witness API at ``base_url`` (a :class:`LedgerSource` of its pending one).
+
+    ``checkpoint`` returns the *pending* checkpoint (not the published one);
+    entries and proofs come from the ledger read API; :meth:`submit` posts a
+    cosigned note.  ``transport`` is for tests.
+    """
+
+    def __init__(
+        self, base_url: str, *, transport: httpx.BaseTransport | None = None, timeout: float = 30.0
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._ledger = HttpLedgerSource(self._base, transport=transport, timeout=timeout)
+        self._client = httpx.Client(base_url=self._base, transport=transport, timeout=timeout)
+
+    @property
+    def description(self) -> str:
+        """The base URL."""
+        return self._base
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._ledger.close()
+        self._client.close()
+
+    def __enter__(self) -> WitnessEndpoint:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def checkpoint(self) -> str:
+        """``GET /v1/witness/checkpoint``: the pending checkpoint."""
+        response = self._send("GET", _PENDING)
+        return response.text
+
+    def entries(self, start: int, end: int) -> list[tuple[int, bytes]]:
+        """Entries from the ledger read API."""
+        return self._ledger.entries(start, end)
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        """``GET /v1/ledger/proof/consistency``."""
+        return self._ledger.consistency_proof(first, second)
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """``GET /v1/ledger/proof/inclusion``."""
+        return self._ledger.inclusion_proof(index, size)
+
+    def submit(self, note: str) -> dict[str, Any]:
+        """``POST /v1/witness/cosignatures`` with the cosigned note; return the JSON answer.
+
+        Raises
+        ------
+        LedgerSourceError
+            If the coordinator refuses the cosignature (its problem code and
+            detail are in the message) or answers nonsense.
+        """
+        response = self._send("POST", _COSIGNATURES, content=note.encode("utf-8"), headers=_TEXT)
+        try:
+            value = response.json()
+        except ValueError as exc:
+            raise LedgerSourceError(f"{response.url}: the answer is not JSON") from exc
+        if not isinstance(value, dict):
+            raise LedgerSourceError(f"{response.url}: expected a JSON object")
+        return value
+
+    def _send(self, method: str, path: str, **options: Any) -> httpx.Response:
+        try:
+            response = self._client.request(method, path, **options)
+        except httpx.HTTPError as exc:
+            raise LedgerSourceError(f"{self._base}{path}: request failed ({exc})") from exc
+        if response.status_code != 200:
+            raise LedgerSourceError(
+                f"{response.url}: the coordinator answered {response.status_code} "
+                f"{_problem(response)}",
+                hint="Read the coordinator's reason above; fetch the pending checkpoint again "
+                "if it moved on (server.witness_stale).",
+            )
+        return response
+
+
+_TEXT = {"content-type": "text/plain; charset=utf-8"}
+
+
+def _problem(response: httpx.Response) -> str:
+    try:
+        value = response.json()
+    except ValueError:
+        return repr(response.text[:200])
+    if isinstance(value, dict) and "code" in value:
+        return f"{value.get('code')}: {value.get('detail')}"
+    return repr(response.text[:200])
 
 
 class FactoryWitness:
@@ -102,3 +231,29 @@ class FactoryWitness:
                 hint="Cosign from the coordinator's URL, or pass the proof it serves.",
             )
         return self.cosign(note, proof, now)
+
+    def cosign_pending(self, endpoint: WitnessEndpoint, now: int) -> Submitted:
+        """Fetch the pending checkpoint, check it, cosign it at ``now``, keep it and post it.
+
+        Raises
+        ------
+        WitnessRefusedError
+            If the checkpoint is not the log's or does not extend the one this
+            witness cosigned (a fork): nothing is kept or posted.
+        LedgerSourceError
+            If the coordinator cannot be read or refuses the cosignature.
+        """
+        cosigned = self.cosign_from(endpoint, now)
+        answer = endpoint.submit(cosigned)
+        try:
+            return Submitted(
+                note=cosigned,
+                size=int(answer["size"]),
+                cosigned=tuple(str(name) for name in answer["cosigned"]),
+                quorum=int(answer["quorum"]),
+                published=bool(answer["published"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LedgerSourceError(
+                f"{endpoint.description}: unexpected answer to a cosignature: {answer!r:.200}"
+            ) from exc

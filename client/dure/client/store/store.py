@@ -7,7 +7,8 @@ Contract
   :mod:`dure.client.store.transaction`).  If anything fails before the catalog
   commit (a bad episode, a full disk, an exception raised by the iterable of
   episodes itself, Ctrl-C) the dataset folder and the catalog are left exactly
-  as they were, byte for byte.
+  as they were, byte for byte.  A full disk is reported as
+  :class:`~dure.client.errors.StoreFullError` (what is full, how to fix it).
 * Appending never rewrites an existing data or episodes file: each ingest adds
   new ``file-FFF`` files; the small metadata files are replaced atomically.
 * Episodes already stored (same commitment) are skipped, or refused with
@@ -26,13 +27,13 @@ from typing import Literal
 from dure.client.episodes.query import EpisodeQuery, EpisodeSummary
 from dure.client.episodes.schema import Episode
 from dure.client.episodes.stats import FeatureStats, stats_by_feature
-from dure.client.errors import StoreError
+from dure.client.errors import StoreError, StoreFullError
 from dure.client.store.catalog import Catalog
 from dure.client.store.export import export_episodes
 from dure.client.store.layout import DATA_FILES_SIZE_IN_MB, FileIndex, HomeLayout
 from dure.client.store.meta import load_state
 from dure.client.store.reader import DatasetReader
-from dure.client.store.transaction import Staging, locked, recover
+from dure.client.store.transaction import Staging, disk_full, locked, recover
 from dure.client.store.writer import BatchWriter
 from dure.policies.encoding import Digest
 
@@ -126,7 +127,11 @@ class EpisodeStore:
     ) -> IngestReceipt:
         """Validate and store ``episodes`` atomically (see the module docstring)."""
         with locked(self.layout.lock, exclusive=True):
-            staging = Staging(self.layout.staging).create()
+            staging = Staging(self.layout.staging)
+            try:
+                staging.create()
+            except OSError as exc:
+                raise self._write_error(exc) from exc
             state = load_state(self.layout.dataset)
             writer = BatchWriter(state, staging, file_size_mb=self.data_file_mb)
             try:
@@ -140,12 +145,21 @@ class EpisodeStore:
             except BaseException as exc:
                 writer.abort()
                 staging.discard()
-                if isinstance(exc, OSError):
-                    raise StoreError(f"ingest failed, nothing was stored: {exc}") from exc
+                if isinstance(exc, OSError) or disk_full(exc):
+                    raise self._write_error(exc) from exc
                 raise
             self._apply(staging)
         added = tuple(summary for summary, _ in writer.entries)
         return IngestReceipt(staging.commit_id, added, tuple(skipped))
+
+    def _write_error(self, exc: BaseException) -> StoreError:
+        """The error to raise for ``exc``, raised while staging (nothing was stored)."""
+        if disk_full(exc):
+            return StoreFullError(
+                f"the disk holding the factory home {self.layout.home} is full "
+                "(no space left on device); the ingest was rolled back, nothing was stored"
+            )
+        return StoreError(f"ingest failed, nothing was stored: {exc}")
 
     def _apply(self, staging: Staging) -> None:
         try:

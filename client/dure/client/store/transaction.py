@@ -21,6 +21,7 @@ Readers take the shared lock, so they never see a half-applied ingest.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -31,9 +32,26 @@ from pathlib import Path
 
 from dure.client.errors import StoreError
 
-__all__ = ["Staging", "locked", "recover", "write_atomic"]
+__all__ = ["Staging", "disk_full", "locked", "recover", "write_atomic"]
 
 _MANIFEST = "MANIFEST.json"
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+# Arrow reports ENOSPC in its message (errno unset); SQLite as SQLITE_FULL.
+_FULL_TEXT = ("no space left on device", "database or disk is full", "disk quota exceeded")
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) says the disk is full."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in _FULL:
+            return True
+        if any(text in str(current).lower() for text in _FULL_TEXT):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 @contextlib.contextmanager

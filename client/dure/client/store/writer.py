@@ -11,6 +11,7 @@ store commits it.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -185,10 +186,15 @@ class BatchWriter:
         pq.write_table(render_tasks(self._tasks), staging.path(TASKS_PATH))
 
     def abort(self) -> None:
-        """Close any open file (the caller discards the staging directory)."""
+        """Close any open file (the caller discards the staging directory).
+
+        Closing flushes, which fails again on a full disk; the files are being
+        thrown away, so such errors are ignored here (the original one is raised).
+        """
         for writer in (self._data.writer if self._data else None, self._meta):
             if writer is not None:
-                writer.close()
+                with contextlib.suppress(Exception):
+                    writer.close()
         self._data, self._meta = None, None
 
     def _data_file(self, schema: DatasetSchema) -> _OpenFile:

@@ -3,8 +3,9 @@
 Each write opens the signed document from the exact body bytes with the
 kernel (signature over the received payload first), checks that the
 authenticated member may register it, stores it through the registry and
-appends the ledger entry, and returns the entry with its receipt (an inclusion
-proof against a freshly signed checkpoint).  Who may do what:
+appends the ledger entry in the same SQL transaction (both or neither), and
+returns the entry with its receipt (an inclusion proof against a freshly signed
+checkpoint).  Who may do what:
 
 =========================  ==============================================
 write                      allowed to
@@ -52,6 +53,7 @@ __all__ = [
     "add_auditor",
     "envelope_public",
     "job_public",
+    "ledger_receipt",
     "ledger_record",
     "policy_public",
     "register_job",
@@ -72,8 +74,8 @@ def register_site(services: Services, body: bytes, member: Member) -> SiteRegist
             f"only the operator registers sites; {member.role} {member.key_id[:16]}… may not "
             f"register {claimed.site!r}"
         )
-    entry = services.registry.register_site(envelope, services.clock())
-    record = ledger_record(services, entry)
+    done = services.registry.register_site_ledgered(envelope, services.clock())
+    record = ledger_receipt(services, done.entry, done.index)
     return SiteRegistration(site=site_public(services.registry.site(claimed.site)), ledger=record)
 
 
@@ -82,17 +84,19 @@ def register_policy(services: Services, body: bytes, member: Member) -> PolicyPu
     envelope = Envelope.from_json(body)
     site = party_name(UsagePolicy.from_canonical_bytes(envelope.payload, source="policy").site)
     _own(member, site, "register a policy of")
-    entry = services.registry.register_policy(envelope, services.clock())
-    ledger_record(services, entry)
-    return policy_public(services.registry.policy(entry.policy_id))
+    done = services.registry.register_policy_ledgered(envelope, services.clock())
+    ledger_receipt(services, done.entry, done.index)
+    return policy_public(services.registry.policy(done.entry.policy_id))
 
 
 def register_job(services: Services, body: bytes, member: Member) -> JobPublic:
     """Register a job manifest the operator signed."""
     if not member.operator:
         raise ForbiddenError("only the consortium operator registers jobs")
-    record, entry = services.jobs.register(Envelope.from_json(body), services.clock())
-    ledger_record(services, entry)
+    record, entry, index = services.jobs.register_ledgered(
+        Envelope.from_json(body), services.clock()
+    )
+    ledger_receipt(services, entry, index)
     return job_public(record)
 
 
@@ -105,8 +109,9 @@ def revoke_policy(services: Services, body: bytes, member: Member) -> Revocation
     envelope = Envelope.from_json(body)
     claimed = Revocation.from_canonical_bytes(envelope.payload, source="revocation")
     _own(member, party_name(claimed.site), "revoke a policy of")
-    entry = services.registry.revoke(envelope, services.clock())
-    record = ledger_record(services, entry)
+    done = services.registry.revoke_ledgered(envelope, services.clock())
+    entry = done.entry
+    record = ledger_receipt(services, entry, done.index)
     impact = services.view.current().graph.revocation_impact(entry.site, entry.policy_id)
     return RevocationPublic(
         index=record.index,
@@ -137,7 +142,11 @@ def add_auditor(
 
 def ledger_record(services: Services, entry: LedgerEntry) -> LedgerRecordPublic:
     """Append ``entry`` and return it with a receipt against a fresh checkpoint."""
-    index = services.ledger.append(entry)
+    return ledger_receipt(services, entry, services.ledger.append(entry))
+
+
+def ledger_receipt(services: Services, entry: LedgerEntry, index: int) -> LedgerRecordPublic:
+    """Return ``entry``, already appended at ``index``, with a receipt against a checkpoint."""
     receipt = services.ledger.receipt(index)
     return LedgerRecordPublic(
         index=index,

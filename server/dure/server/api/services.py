@@ -1,10 +1,10 @@
 """The coordinator's services, built once from the settings and passed to the app.
 
 :class:`Services` holds what the routes use: the database and its
-repositories, the audit ledger, the authenticator, the ledger view and the
-clock.  :meth:`Services.from_settings` is the one place that reads key files
-and opens the database; tests build one from settings pointing at a
-temporary database.
+repositories, the audit ledger and its checkpoint publication (the witness
+quorum), the authenticator, the ledger view and the clock.
+:meth:`Services.from_settings` is the one place that reads key files and opens
+the database; tests build one from settings pointing at a temporary database.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dure.policies.keys import SigningKey
 from dure.server.api.auth import Authenticator
 from dure.server.api.ledger_view import LedgerView
 from dure.server.api.proofs import ProofReader, proof_reader
+from dure.server.ledger.publication import Publication
 from dure.server.ledger.service import Ledger
 from dure.server.ledger.sql import SqlLedgerStore
 from dure.server.settings import ServiceSettings
@@ -54,6 +55,7 @@ class Services:
     view: LedgerView
     proofs: ProofReader
     clock: Callable[[], datetime]
+    publication: Publication
 
     @classmethod
     def from_settings(
@@ -89,7 +91,7 @@ class Services:
         if create_schema:
             db.create_all()
             store.create_schema()
-        registry = SqlRegistry(db)
+        registry = SqlRegistry(db, ledger=store)  # registry rows and entries: one transaction
         auditors = SqlAuditorStore(db)
         operators = settings.operator_verify_keys()
         secret = bytes.fromhex(settings.token_secret) if settings.token_secret else None
@@ -103,12 +105,16 @@ class Services:
             token_ttl=timedelta(seconds=settings.token_ttl_s),
             clock=clock,
         )
+        ledger = Ledger(store, key, settings.ledger_name)
+        publication = Publication(
+            db.engine, ledger, settings.witness_verifiers(), settings.witness_quorum
+        )
         return cls(
             settings=settings,
             db=db,
-            ledger=Ledger(store, key, settings.ledger_name),
+            ledger=ledger,
             registry=registry,
-            jobs=SqlJobStore(db, operators),
+            jobs=SqlJobStore(db, operators, ledger=store),
             auditors=auditors,
             rounds=SqlRoundStore(db),
             retrains=SqlRetrainStore(db),
@@ -116,6 +122,7 @@ class Services:
             view=LedgerView(store),
             proofs=proof_reader(settings.db_url, store, connections=settings.pool_size),
             clock=clock,
+            publication=publication,
         )
 
     def close(self) -> None:

@@ -7,8 +7,15 @@ returns the ledger entry that records it; the caller appends it (the registry
 does no I/O of its own).
 
 :class:`SiteRegistry` is the contract; :class:`MemoryRegistry` keeps it in
-memory.  A SQL-backed registry (issue 5) implements the same protocol: it
-stores the envelopes and re-opens them, it never trusts stored fields.
+memory.  The SQL registry (:class:`dure.server.storage.registry.SqlRegistry`)
+implements the same protocol: it stores the envelopes and re-opens them, it
+never trusts stored fields.  Both refuse in the same way, with the same errors
+(one contract suite, ``tests/contract/registry``, runs on both): an unknown site
+is :class:`~dure.server.storage.errors.NotFoundError`; a name with another key, a
+key under another name, a policy id registered twice (a revoked policy is never
+revived by registering it again), a revocation of a policy that is not the
+site's current one or is already revoked are
+:class:`~dure.server.storage.errors.ConflictError` (``409 server.conflict``).
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from dure.policies.signed import Opened, open_document
 from dure.policies.terms import OPERANDS
 from dure.policies.values import checked_value
 from dure.server.federation.errors import RegistryError
+from dure.server.storage.errors import ConflictError, NotFoundError
 
 __all__ = [
     "MemoryRegistry",
@@ -109,6 +117,9 @@ class SiteRegistry(Protocol):
       the site the document names and refuse unknown sites; a new policy
       replaces the site's current one.  A revocation MUST name the site's
       current policy and makes every later evaluation deny.
+    - a policy id is registered once: registering it again (revoked or not)
+      MUST be refused, so a revoked policy is never revived; revoking a policy
+      twice MUST be refused.
     - ``sites`` returns every site in registration order; ``site`` raises
       :class:`RegistryError` for an unknown name.
     """
@@ -139,17 +150,22 @@ class MemoryRegistry:
 
     def __init__(self) -> None:
         self._sites: dict[str, RegisteredSite] = {}
+        self._policy_ids: set[str] = set()
 
     def register_site(self, envelope: Envelope, now: datetime) -> SiteRegistered:
         """Verify ``envelope`` (a self-signed identity) and register the site."""
         identity = open_site_identity(envelope)
         known = self._sites.get(identity.site)
         if known is not None and known.verify_key != identity.verify_key:
-            raise RegistryError(
+            raise ConflictError(
                 f"site {identity.site!r} is already registered with key "
                 f"{known.verify_key.key_id[:16]}…, not {identity.verify_key.key_id[:16]}…",
                 hint="A site keeps its key; register a new site name for a new key.",
             )
+        key_id = identity.verify_key.key_id
+        others = (s for n, s in self._sites.items() if n != identity.site)
+        if any(s.verify_key.key_id == key_id for s in others):
+            raise ConflictError(f"key {key_id[:16]}… already belongs to another site")
         site = RegisteredSite(identity, identity.document_id(), known.policy if known else None)
         self._sites[identity.site] = site
         return SiteRegistered(
@@ -165,6 +181,9 @@ class MemoryRegistry:
         claimed = UsagePolicy.from_canonical_bytes(envelope.payload, source="policy")
         site = self.site(party_name(claimed.site))
         opened = open_document(envelope, "policy", UsagePolicy, _keys(site))
+        if opened.document_id in self._policy_ids:
+            raise ConflictError(f"policy {opened.document_id[:16]}… is already registered")
+        self._policy_ids.add(opened.document_id)
         self._sites[site.name] = replace(site, policy=RegisteredPolicy(opened))
         return PolicyRegistered(
             time=now.replace(microsecond=0),
@@ -180,11 +199,13 @@ class MemoryRegistry:
         opened = open_document(envelope, "revocation", Revocation, _keys(site))
         current = site.policy
         if current is None or current.policy_id != opened.document.policy_id:
-            raise RegistryError(
+            raise ConflictError(
                 f"revocation names policy {opened.document.policy_id[:16]}…, which is not "
                 f"the current policy of {site.name}",
                 hint="Revoke the policy the site has registered (dure factory policy show).",
             )
+        if current.revoked:
+            raise ConflictError(f"policy {current.policy_id[:16]}… is already revoked")
         mode = effective_mode(current.policy, opened.document)
         self._sites[site.name] = replace(
             site, policy=replace(current, revocation=opened, mode=mode)
@@ -206,7 +227,7 @@ class MemoryRegistry:
         try:
             return self._sites[name]
         except KeyError as exc:
-            raise RegistryError(
+            raise NotFoundError(
                 f"site {name!r} is not registered (known: {sorted(self._sites)})",
                 hint="Register the site's signed identity before its policy.",
             ) from exc

@@ -38,13 +38,17 @@ def create_ledger_engine(url: str, **options: Any) -> Engine:
     """Build an engine for the ledger at ``url`` (``sqlite:///path`` or ``postgresql://…``).
 
     SQLite gets a 30 s busy timeout; an in-memory SQLite database one shared
-    connection.  Extra ``options`` go to :func:`sqlalchemy.create_engine`.
+    connection.  Other databases get ``pool_pre_ping``: a pooled connection that
+    died with a server restart is replaced when checked out, not used and failed.
+    Extra ``options`` go to :func:`sqlalchemy.create_engine`.
     """
     url = normalise_url(url)
     if url.startswith("sqlite"):
         options.setdefault("connect_args", {}).setdefault("timeout", 30.0)
         if url in ("sqlite://", "sqlite:///:memory:"):
             options.setdefault("poolclass", StaticPool)
+    else:
+        options.setdefault("pool_pre_ping", True)
     return create_engine(url, **options)
 
 

@@ -7,7 +7,9 @@ folder, flushed to disk, then renamed over the old one):
     one ``{"index": i, "entry": "<base64 of the exact leaf bytes>"}`` per line,
     ``i`` from 0, in order, for every entry the checkpoint covers;
 ``checkpoint``
-    the latest signed checkpoint note (C2SP tlog-checkpoint), verbatim;
+    the latest signed checkpoint note (C2SP tlog-checkpoint), verbatim, with
+    the witness cosignatures the coordinator stored for it appended (SQL
+    ledgers; see :mod:`dure.server.ledger.publication`);
 ``public-key``
     the ledger's note verifier key ``name+keyid+base64`` (informational: a
     verifier pins the key it trusts, it does not take it from the export).
@@ -32,6 +34,8 @@ from dure.policies.errors import DocumentError, EncodingError
 from dure.policies.note import Ed25519Verifier
 from dure.policies.tree import MerkleTree
 from dure.server.ledger.errors import LedgerError, LedgerExportError
+from dure.server.ledger.publication import with_stored_cosignatures
+from dure.server.ledger.sql import SqlLedgerStore
 from dure.server.ledger.store import LedgerStore
 
 __all__ = [
@@ -84,11 +88,14 @@ def export_ledger(store: LedgerStore, out: Path) -> ExportSummary:
             hint="Let the coordinator sign one (it does after every round), then export.",
         )
     size = stored.checkpoint.size
+    note = stored.note
+    if isinstance(store, SqlLedgerStore):
+        note = with_stored_cosignatures(store.engine, note)
     try:
         out.mkdir(parents=True, exist_ok=True)
         _write_atomic(out / ENTRIES_FILE, _entry_lines(store, size))
         _write_atomic(out / PUBLIC_KEY_FILE, [stored.verifier_key.strip() + "\n"])
-        _write_atomic(out / CHECKPOINT_FILE, [stored.note])
+        _write_atomic(out / CHECKPOINT_FILE, [note])
     except OSError as exc:
         raise LedgerError(f"{out}: cannot write the export ({exc.strerror})") from exc
     return ExportSummary(out, stored.checkpoint, store.size() - size)

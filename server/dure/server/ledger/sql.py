@@ -10,9 +10,15 @@ O(log n) node hashes it needs.
 Appends are serialised: on SQLite every write transaction starts with
 ``BEGIN IMMEDIATE`` (the database's single writer lock, in WAL mode so readers
 carry on); on PostgreSQL it locks the head row with ``SELECT … FOR UPDATE``.
-Lock timeouts and serialisation failures are retried a bounded number of times;
-a failure while committing on PostgreSQL is not retried, as the commit may have
-happened.  The engine is passed in (or built by
+Lock timeouts and serialisation failures are retried a bounded number of times.
+A lost connection (the server restarted, ``57P01`` admin shutdown, ``08xxx``,
+refused while it starts) is retried with backoff for up to ``reconnect_timeout``
+seconds.  When the connection is lost while committing, the commit may or may
+not have happened; only idempotent writes are retried then: a retried append
+first checks, under the head lock, whether the entries it sent are already at
+the index it was given (same leaf hashes), and returns that index instead of
+appending them twice; a retried checkpoint returns the stored note if it is the
+same.  The engine is passed in (or built by
 :func:`~dure.server.ledger.engine.create_ledger_engine` from a URL), never at
 import time.
 """
@@ -59,6 +65,8 @@ _ENTRY, _NODE, _HEAD, _CHECKPOINT = LEDGER_TABLES
 _PLACEHOLDER = bytes(32)
 # SPEC: PostgreSQL appendix A: serialization_failure, deadlock_detected, lock_not_available.
 _RETRY_STATES = frozenset({"40001", "40P01", "55P03"})
+# Class 08 (connection exception) and 57P01-57P03 (the server shut down or is starting).
+_RECONNECT_STATES = frozenset({"57P01", "57P02", "57P03"})
 _SIZE = select(_HEAD.c.size).where(_HEAD.c.id == 1)
 _LOCKED_SIZE = _SIZE.with_for_update()  # SQLite renders no FOR UPDATE: BEGIN IMMEDIATE locks
 
@@ -71,15 +79,20 @@ class SqlLedgerStore:
     engine
         A fresh engine for the ledger's database (see :func:`create_ledger_engine`).
     retries
-        How many times a transient failure (lock timeout, serialisation failure,
-        dropped connection before commit) is retried before
+        How many times a lock timeout or serialisation failure is retried before
         :class:`~dure.server.ledger.errors.LedgerError` is raised.
+    reconnect_timeout
+        For how many seconds a lost or refused connection is retried (a database
+        restart) before :class:`~dure.server.ledger.errors.LedgerError` is raised.
     """
 
-    def __init__(self, engine: Engine, *, retries: int = 8) -> None:
+    def __init__(
+        self, engine: Engine, *, retries: int = 8, reconnect_timeout: float = 30.0
+    ) -> None:
         prepare_engine(engine)
         self._engine = engine
         self._retries = retries
+        self._reconnect_timeout = reconnect_timeout
 
     @classmethod
     def from_url(cls, url: str, *, create: bool = True, **options: Any) -> SqlLedgerStore:
@@ -119,7 +132,7 @@ class SqlLedgerStore:
                 conn.execute(insert(_HEAD).values(id=1, size=0))
 
         try:
-            self._transaction(work, write=True)
+            self._transaction(work, write=True, idempotent=True)  # creates only what is missing
         except LedgerError as exc:
             if not isinstance(exc.__cause__, IntegrityError):
                 raise  # another process created the head row first: fine
@@ -129,13 +142,47 @@ class SqlLedgerStore:
     def append(self, entries: Sequence[bytes]) -> int:
         """Append ``entries`` in one transaction and return the first one's index."""
         batch = [bytes(entry) for entry in entries]
-        return self._transaction(lambda conn: self._append(conn, batch), write=True)
+        hashes = [leaf_hash(entry) for entry in batch]
+        sent: list[int] = []  # the index a previous attempt appended at, if its commit was lost
 
-    def _append(self, conn: Connection, batch: list[bytes]) -> int:
+        def work(conn: Connection) -> int:
+            if sent and self._holds(conn, sent[-1], hashes):
+                return sent[-1]  # the lost commit happened: do not append twice
+            first = self._append(conn, batch, hashes)
+            sent.append(first)
+            return first
+
+        return self._transaction(work, write=True, idempotent=True)
+
+    def append_within(self, conn: Connection, entries: Sequence[bytes]) -> int:
+        """Append ``entries`` inside the caller's open write transaction on this engine.
+
+        For a caller that writes other rows in the same transaction (the registry
+        with its ledger entry): both commit together or neither does.  The
+        caller's transaction MUST be a write transaction (``BEGIN IMMEDIATE`` on
+        SQLite, see :class:`~dure.server.storage.database.Database`); on
+        PostgreSQL this locks the head row until the caller commits.  Nothing is
+        retried here: the caller's transaction is.
+        """
+        return self._append(conn, [bytes(entry) for entry in entries])
+
+    def _holds(self, conn: Connection, first: int, hashes: list[Digest]) -> bool:
+        """Whether entries ``first``… have ``hashes`` (under the head lock)."""
+        if self._locked_size(conn) < first + len(hashes):
+            return False
+        query = select(_ENTRY.c.leaf_hash).where(
+            _ENTRY.c.idx >= first, _ENTRY.c.idx < first + len(hashes)
+        )
+        stored = [bytes(row[0]) for row in conn.execute(query.order_by(_ENTRY.c.idx))]
+        return stored == hashes
+
+    def _append(
+        self, conn: Connection, batch: list[bytes], hashes: list[Digest] | None = None
+    ) -> int:
         size = self._locked_size(conn)
         if not batch:
             return size
-        hashes = [leaf_hash(entry) for entry in batch]
+        hashes = hashes or [leaf_hash(entry) for entry in batch]
         frontier = _fetch_nodes(conn, perfect_subtrees(0, size))
         nodes = integrate(_lookup(frontier), size, hashes)
         conn.execute(
@@ -224,9 +271,10 @@ class SqlLedgerStore:
 
         def work(conn: Connection) -> StoredCheckpoint:
             size = self._locked_size(conn)
-            stored = admit_checkpoint(
-                note, verifier_key, _latest_checkpoint(conn), size, _node_reader(conn)
-            )
+            latest = _latest_checkpoint(conn)
+            if latest is not None and (latest.note, latest.verifier_key) == (note, verifier_key):
+                return latest  # already stored (e.g. by an attempt whose commit was lost)
+            stored = admit_checkpoint(note, verifier_key, latest, size, _node_reader(conn))
             conn.execute(
                 insert(_CHECKPOINT).values(
                     size=stored.checkpoint.size, note=note, verifier_key=verifier_key
@@ -234,7 +282,7 @@ class SqlLedgerStore:
             )
             return stored
 
-        return self._transaction(work, write=True)
+        return self._transaction(work, write=True, idempotent=True)
 
     # -- transactions ---------------------------------------------------------
 
@@ -253,14 +301,20 @@ class SqlLedgerStore:
             raise LedgerError("the ledger has no head row; create its schema first")
         return int(row[0])
 
-    def _transaction(self, work: Callable[[Connection], T], *, write: bool) -> T:
+    def _transaction(
+        self, work: Callable[[Connection], T], *, write: bool, idempotent: bool = False
+    ) -> T:
         """Run ``work`` in one transaction, retrying transient failures.
 
         ``write`` starts SQLite transactions with ``BEGIN IMMEDIATE``, taking the
         database's writer lock up front; on PostgreSQL ``work`` locks the head row.
-        Reads on PostgreSQL run in autocommit (see :meth:`_options`).
+        Reads on PostgreSQL run in autocommit (see :meth:`_options`).  Only an
+        ``idempotent`` ``work`` (one that notices its own earlier commit) is
+        retried after the connection was lost while committing.
         """
-        for attempt in range(self._retries + 1):
+        deadline = time.monotonic() + self._reconnect_timeout
+        attempt = 0
+        while True:
             committing = False
             try:
                 with self._engine.connect() as conn:
@@ -271,11 +325,30 @@ class SqlLedgerStore:
                         transaction.commit()
                     return result
             except DBAPIError as exc:
+                reconnect = self._lost(exc)
+                if reconnect and committing and not idempotent:
+                    raise LedgerError(
+                        f"the ledger database connection was lost while committing "
+                        f"({_describe(exc)}); the write may or may not be stored"
+                    ) from exc
+                if reconnect and time.monotonic() < deadline:
+                    attempt += 1
+                    time.sleep(min(0.01 * 2 ** min(attempt, 6), 0.5))
+                    continue
                 if attempt < self._retries and self._transient(exc, committing):
+                    attempt += 1
                     time.sleep(min(0.005 * 2**attempt, 0.5))
                     continue
                 raise LedgerError(f"ledger database error: {_describe(exc)}") from exc
-        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _lost(self, exc: DBAPIError) -> bool:
+        """Whether ``exc`` is a lost, refused or shut-down PostgreSQL connection."""
+        if self._engine.dialect.name == "sqlite" or isinstance(exc, IntegrityError):
+            return False
+        state = getattr(exc.orig, "sqlstate", None)
+        if state is None:  # no server answer: the connection failed or dropped
+            return isinstance(exc, OperationalError) or exc.connection_invalidated
+        return exc.connection_invalidated or state.startswith("08") or state in _RECONNECT_STATES
 
     def _options(self, write: bool) -> dict[str, str]:
         """SQLite writers take the lock up front; PostgreSQL readers skip BEGIN/COMMIT.

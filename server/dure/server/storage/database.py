@@ -19,14 +19,15 @@ from sqlmodel import SQLModel
 
 from dure.server.ledger.engine import SQLITE_BEGIN, create_ledger_engine, prepare_engine
 from dure.server.ledger.tables import LEDGER_TABLES
+from dure.server.ledger.witness_tables import WITNESS_TABLES
 from dure.server.storage.errors import StorageError
 from dure.server.storage.tables import REGISTRY_TABLES
 
 __all__ = ["ALL_TABLES", "Database"]
 
 T = TypeVar("T")
-ALL_TABLES = (*LEDGER_TABLES, *REGISTRY_TABLES)
-"""Every table of the coordinator database: the ledger's, then the registry's."""
+ALL_TABLES = (*LEDGER_TABLES, *WITNESS_TABLES, *REGISTRY_TABLES)
+"""Every table of the coordinator database: the ledger's, its publication's, the registry's."""
 _RETRIES = 5
 
 

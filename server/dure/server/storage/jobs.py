@@ -4,7 +4,9 @@
 operator keys (:func:`~dure.server.federation.registry.open_job`), stores it
 verbatim and re-opens it on every read.  A job id and a job digest are each
 registered once: signing the same job id again with other content is a
-:class:`ConflictError` (sign a new job id instead).
+:class:`ConflictError` (sign a new job id instead).  Given the ledger store on
+the same engine, :meth:`SqlJobStore.register_ledgered` stores the job and
+appends its ``job_signed`` entry in one transaction.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dure.policies.keys import VerifyKey
 from dure.policies.literals import format_timestamp
 from dure.policies.signed import Opened
 from dure.server.federation.registry import job_signed_entry, open_job
+from dure.server.ledger.sql import SqlLedgerStore
 from dure.server.storage.database import Database
 from dure.server.storage.errors import ConflictError, NotFoundError, StorageError
 from dure.server.storage.tables import JobRow
@@ -57,19 +60,48 @@ class SqlJobStore:
     operator_keys
         The pinned operator keys, by key id; a job signed by any other key is
         refused, and so is a stored job that no longer verifies.
+    ledger
+        The ledger store on the same engine, for :meth:`register_ledgered`.
     """
 
-    def __init__(self, db: Database, operator_keys: Mapping[str, VerifyKey]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        operator_keys: Mapping[str, VerifyKey],
+        ledger: SqlLedgerStore | None = None,
+    ) -> None:
         self._db = db
         self._keys = dict(operator_keys)
+        self._ledger = ledger
 
     def register(self, envelope: Envelope, now: datetime) -> tuple[JobRecord, JobSigned]:
         """Verify and store a job; return it and its ``job_signed`` entry."""
+        record, entry, _ = self._register(envelope, now, ledger=None)
+        return record, entry
+
+    def register_ledgered(
+        self, envelope: Envelope, now: datetime
+    ) -> tuple[JobRecord, JobSigned, int]:
+        """Store a job and append its ``job_signed`` entry in one transaction; return its index.
+
+        Raises
+        ------
+        StorageError
+            If this store was built without a ledger store.
+        """
+        if self._ledger is None:
+            raise StorageError("this job store has no ledger store to append to")
+        return self._register(envelope, now, ledger=self._ledger)
+
+    def _register(
+        self, envelope: Envelope, now: datetime, ledger: SqlLedgerStore | None
+    ) -> tuple[JobRecord, JobSigned, int]:
         opened = open_job(envelope, self._keys)
         job = opened.document
         registered = format_timestamp(now.replace(microsecond=0))
+        entry = job_signed_entry(opened, now)
 
-        def work(conn: Connection) -> None:
+        def work(conn: Connection) -> int:
             known = conn.execute(select(_JOB.c.job_digest).where(_JOB.c.job_id == job.job_id))
             if known.first() is not None:
                 raise ConflictError(
@@ -84,12 +116,13 @@ class SqlJobStore:
                     registered=registered,
                 )
             )
+            return -1 if ledger is None else ledger.append_within(conn, [entry.to_bytes()])
 
         try:
-            self._db.run(work, write=True)
+            index = self._db.run(work, write=True)
         except IntegrityError as exc:
             raise ConflictError(f"job {job.job_id!r} is already registered") from exc
-        return JobRecord(opened, registered), job_signed_entry(opened, now)
+        return JobRecord(opened, registered), entry, index
 
     def jobs(self) -> list[JobRecord]:
         """Every registered job, oldest first."""

@@ -17,6 +17,14 @@ Contract beyond :class:`SiteRegistry` (checked by ``tests/contract/api``):
 - a policy id is registered once; a site's current policy is its newest one;
 - a revocation MUST name the site's current, unrevoked policy;
 - unknown sites and policies raise :class:`NotFoundError`.
+
+Atomic ledgering: given the coordinator's
+:class:`~dure.server.ledger.sql.SqlLedgerStore` on the same engine, the
+``*_ledgered`` methods write the registry row *and* append its ledger entry in
+one SQL transaction, returning the entry with its index (:class:`Ledgered`): a
+crash or failure between the two leaves neither, so the registry and the ledger
+never disagree.  The protocol methods write the registry only (the federation's
+in-process registry ledgers through its own :class:`~dure.server.ledger.service.Ledger`).
 """
 
 from __future__ import annotations
@@ -24,13 +32,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Connection, Row, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from dure.policies.dsse import Envelope
-from dure.policies.entries import PolicyRegistered, PolicyRevoked, SiteRegistered
+from dure.policies.entries import LedgerEntry, PolicyRegistered, PolicyRevoked, SiteRegistered
 from dure.policies.errors import DureError
 from dure.policies.identity import open_site_identity
 from dure.policies.keys import VerifyKey
@@ -44,13 +52,15 @@ from dure.server.federation.registry import (
     policy_expiry,
     supernode_key_digest,
 )
+from dure.server.ledger.sql import SqlLedgerStore
 from dure.server.storage.database import Database
 from dure.server.storage.errors import ConflictError, NotFoundError, StorageError
 from dure.server.storage.tables import REGISTRY_TABLES
 
-__all__ = ["PolicyRecord", "SqlRegistry"]
+__all__ = ["Ledgered", "PolicyRecord", "SqlRegistry"]
 
 T = TypeVar("T")
+E = TypeVar("E", bound=LedgerEntry)
 _SITE, _POLICY = REGISTRY_TABLES[0], REGISTRY_TABLES[1]
 
 
@@ -65,20 +75,73 @@ class PolicyRecord:
     current: bool
 
 
-class SqlRegistry:
-    """A :class:`~dure.server.federation.registry.SiteRegistry` in the coordinator database."""
+@dataclass(frozen=True, slots=True)
+class Ledgered(Generic[E]):
+    """A registry write's ledger entry and the index it was appended at (same transaction)."""
 
-    def __init__(self, db: Database) -> None:
+    entry: E
+    index: int
+
+
+class SqlRegistry:
+    """A :class:`~dure.server.federation.registry.SiteRegistry` in the coordinator database.
+
+    Parameters
+    ----------
+    db
+        The coordinator database.
+    ledger
+        The ledger store on the same engine, for the ``*_ledgered`` methods.
+    """
+
+    def __init__(self, db: Database, ledger: SqlLedgerStore | None = None) -> None:
         self._db = db
+        self._ledger = ledger
 
     # -- SiteRegistry ---------------------------------------------------------
 
     def register_site(self, envelope: Envelope, now: datetime) -> SiteRegistered:
         """Verify a self-signed identity and register (or re-register) its site."""
+        return self._register_site(envelope, now, ledger=False).entry
+
+    def register_policy(self, envelope: Envelope, now: datetime) -> PolicyRegistered:
+        """Verify a policy with its site's key and make it the site's current policy."""
+        return self._register_policy(envelope, now, ledger=False).entry
+
+    def revoke(self, envelope: Envelope, now: datetime) -> PolicyRevoked:
+        """Verify a revocation with its site's key and apply it to the site's current policy."""
+        return self._revoke(envelope, now, ledger=False).entry
+
+    # -- registry writes with their ledger entry, atomically ------------------
+
+    def register_site_ledgered(self, envelope: Envelope, now: datetime) -> Ledgered[SiteRegistered]:
+        """:meth:`register_site` and its ``site_registered`` entry in one transaction."""
+        return self._register_site(envelope, now, ledger=True)
+
+    def register_policy_ledgered(
+        self, envelope: Envelope, now: datetime
+    ) -> Ledgered[PolicyRegistered]:
+        """:meth:`register_policy` and its ``policy_registered`` entry in one transaction."""
+        return self._register_policy(envelope, now, ledger=True)
+
+    def revoke_ledgered(self, envelope: Envelope, now: datetime) -> Ledgered[PolicyRevoked]:
+        """:meth:`revoke` and its ``policy_revoked`` entry in one transaction."""
+        return self._revoke(envelope, now, ledger=True)
+
+    def _register_site(
+        self, envelope: Envelope, now: datetime, *, ledger: bool
+    ) -> Ledgered[SiteRegistered]:
         identity = open_site_identity(envelope)
         key_id = identity.verify_key.key_id
+        entry = SiteRegistered(
+            time=now.replace(microsecond=0),
+            site=f"urn:dure:site:{identity.site}",
+            identity_id=identity.document_id(),
+            signing_key_id=key_id,
+            supernode_key_sha256=supernode_key_digest(identity.supernode_key),
+        )
 
-        def work(conn: Connection) -> None:
+        def work(conn: Connection) -> int:
             known = conn.execute(select(_SITE).where(_SITE.c.name == identity.site)).first()
             if known is not None and known.key_id != key_id:
                 raise ConflictError(
@@ -91,18 +154,14 @@ class SqlRegistry:
                 conn.execute(insert(_SITE).values(name=identity.site, key_id=key_id, **values))
             else:
                 conn.execute(update(_SITE).where(_SITE.c.id == known.id).values(**values))
+            return self._append(conn, entry, ledger)
 
-        self._write(work, f"key {key_id[:16]}… already belongs to another site")
-        return SiteRegistered(
-            time=now.replace(microsecond=0),
-            site=f"urn:dure:site:{identity.site}",
-            identity_id=identity.document_id(),
-            signing_key_id=key_id,
-            supernode_key_sha256=supernode_key_digest(identity.supernode_key),
-        )
+        index = self._write(work, f"key {key_id[:16]}… already belongs to another site")
+        return Ledgered(entry, index)
 
-    def register_policy(self, envelope: Envelope, now: datetime) -> PolicyRegistered:
-        """Verify a policy with its site's key and make it the site's current policy."""
+    def _register_policy(
+        self, envelope: Envelope, now: datetime, *, ledger: bool
+    ) -> Ledgered[PolicyRegistered]:
         claimed = UsagePolicy.from_canonical_bytes(envelope.payload, source="policy")
         site = self.site(party_name(claimed.site))
         opened = open_document(envelope, "policy", UsagePolicy, _keys(site))
@@ -112,19 +171,23 @@ class SqlRegistry:
             "envelope": envelope.to_json().decode(),
             "registered": _time(now),
         }
-        self._write(
-            lambda conn: conn.execute(insert(_POLICY).values(**row)).rowcount,
-            f"policy {opened.document_id[:16]}… is already registered",
-        )
-        return PolicyRegistered(
+        entry = PolicyRegistered(
             time=now.replace(microsecond=0),
             site=site.urn,
             policy_id=opened.document_id,
             expires=policy_expiry(opened.document),
         )
 
-    def revoke(self, envelope: Envelope, now: datetime) -> PolicyRevoked:
-        """Verify a revocation with its site's key and apply it to the site's current policy."""
+        def work(conn: Connection) -> int:
+            conn.execute(insert(_POLICY).values(**row))
+            return self._append(conn, entry, ledger)
+
+        index = self._write(work, f"policy {opened.document_id[:16]}… is already registered")
+        return Ledgered(entry, index)
+
+    def _revoke(
+        self, envelope: Envelope, now: datetime, *, ledger: bool
+    ) -> Ledgered[PolicyRevoked]:
         claimed = Revocation.from_canonical_bytes(envelope.payload, source="revocation")
         site = self.site(party_name(claimed.site))
         opened = open_document(envelope, "revocation", Revocation, _keys(site))
@@ -137,24 +200,24 @@ class SqlRegistry:
             )
         if current.revoked:
             raise ConflictError(f"policy {current.policy_id[:16]}… is already revoked")
-        mode = effective_mode(current.policy, opened.document)
+        entry = PolicyRevoked(
+            time=now.replace(microsecond=0),
+            site=site.urn,
+            policy_id=current.policy_id,
+            revocation_id=opened.document_id,
+            mode=effective_mode(current.policy, opened.document),
+        )
 
         def work(conn: Connection) -> int:
             query = update(_POLICY).where(
                 _POLICY.c.policy_id == current.policy_id, _POLICY.c.revocation.is_(None)
             )
             values = {"revocation": envelope.to_json().decode(), "revoked": _time(now)}
-            return conn.execute(query.values(**values)).rowcount
+            if conn.execute(query.values(**values)).rowcount != 1:
+                raise ConflictError(f"policy {current.policy_id[:16]}… was revoked meanwhile")
+            return self._append(conn, entry, ledger)
 
-        if self._write(work, "revocation clashes") != 1:
-            raise ConflictError(f"policy {current.policy_id[:16]}… was revoked meanwhile")
-        return PolicyRevoked(
-            time=now.replace(microsecond=0),
-            site=site.urn,
-            policy_id=current.policy_id,
-            revocation_id=opened.document_id,
-            mode=mode,
-        )
+        return Ledgered(entry, self._write(work, "revocation clashes"))
 
     def sites(self) -> Sequence[RegisteredSite]:
         """Every registered site with its current policy, in registration order."""
@@ -214,6 +277,17 @@ class SqlRegistry:
         site = self.site(row.site)
         current = site.policy is not None and site.policy.policy_id == row.policy_id
         return _policy_record(row, _keys(site), current)
+
+    def _append(self, conn: Connection, entry: LedgerEntry, ledger: bool) -> int:
+        """Append ``entry`` in ``conn``'s transaction when ``ledger``; return its index (or -1)."""
+        if not ledger:
+            return -1
+        if self._ledger is None:
+            raise StorageError(
+                "this registry has no ledger store to append to",
+                hint="Build SqlRegistry(db, ledger=SqlLedgerStore(db.engine)).",
+            )
+        return self._ledger.append_within(conn, [entry.to_bytes()])
 
     def _write(self, work: Callable[[Connection], T], conflict: str) -> T:
         try:

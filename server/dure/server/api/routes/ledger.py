@@ -2,13 +2,16 @@
 
 The routes hold digests and identifiers only (the ledger never holds raw data),
 so they need no membership: an auditor verifies them against the ledger key it
-pinned.  JSON bodies are serialised with orjson straight from the store's
-answer (these routes are the hot path of receipts and audits).
+pinned.  The checkpoint is the newest *published* one: with a witness quorum
+configured, the newest that quorum cosigned, its cosignature lines appended
+(:class:`~dure.server.ledger.publication.Publication`).  JSON bodies are
+serialised with orjson straight from the store's answer (these routes are the
+hot path of receipts and audits).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Query
@@ -17,7 +20,12 @@ from starlette.responses import PlainTextResponse, Response
 from dure.policies.encoding import b64encode
 from dure.server.api.deps import ServicesDep
 from dure.server.api.errors import RequestError
-from dure.server.api.outputs import ConsistencyProofPublic, EntriesPublic, InclusionProofPublic
+from dure.server.api.outputs import (
+    ConsistencyProofPublic,
+    EntriesPublic,
+    InclusionProofPublic,
+    Problem,
+)
 from dure.server.api.routes.common import PUBLIC_ERRORS
 
 __all__ = ["checkpoint", "consistency", "entries", "inclusion", "public_key", "router"]
@@ -25,16 +33,23 @@ __all__ = ["checkpoint", "consistency", "entries", "inclusion", "public_key", "r
 router = APIRouter(prefix="/v1/ledger", tags=["ledger"], responses=PUBLIC_ERRORS)
 _MAX = 2**53 - 1
 Count = Annotated[int, Query(ge=0, le=_MAX)]
+_UNPUBLISHED: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No checkpoint has reached the witness quorum yet"}
+}
 
 
 def _json(value: object) -> Response:
     return Response(orjson.dumps(value), media_type="application/json")
 
 
-@router.get("/checkpoint", response_class=PlainTextResponse)
+@router.get("/checkpoint", response_class=PlainTextResponse, responses=_UNPUBLISHED)
 def checkpoint(services: ServicesDep) -> PlainTextResponse:
-    """The latest signed checkpoint note (C2SP tlog-checkpoint), ``text/plain``."""
-    return PlainTextResponse(services.ledger.checkpoint())
+    """The latest published checkpoint note (C2SP tlog-checkpoint) and its cosignatures.
+
+    With a witness quorum configured, the newest checkpoint that quorum cosigned
+    (``404 server.unpublished`` until one did); otherwise the latest signed one.
+    """
+    return PlainTextResponse(services.publication.checkpoint())
 
 
 @router.get("/public-key", response_class=PlainTextResponse)
