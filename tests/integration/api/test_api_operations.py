@@ -71,3 +71,12 @@ def test_openapi_documents_problems_for_every_error_response(world: World) -> No
                 if status == "default" or status.startswith(("4", "5")):
                     assert list(response["content"]) == ["application/problem+json"], (path, method)
     assert "HTTPValidationError" not in schema["components"]["schemas"]
+
+
+def test_repeated_requests_count_on_the_same_labels(world: World) -> None:
+    for _ in range(3):
+        world.client.get("/v1/ledger/proof/consistency?first=1&second=0")
+    text = world.client.get("/metrics").text
+    route = 'route="/v1/ledger/proof/consistency"'
+    assert f'dure_http_requests_total{{method="GET",{route},status="400"}} 3.0' in text
+    assert f'dure_http_request_duration_seconds_count{{method="GET",{route}}} 3.0' in text

@@ -10,8 +10,9 @@ some (tests pass their own), and closes what it built at shutdown.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import FastAPI
@@ -22,7 +23,8 @@ from starlette.responses import Response
 from dure.server.api.fastpath import ProofFastPath
 from dure.server.api.observability import Metrics, Observability
 from dure.server.api.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
-from dure.server.api.routes import jobs, ledger, members, models, policies, sites
+from dure.server.api.routes import dashboard, jobs, ledger, members, models, policies, sites
+from dure.server.api.routes import witness as witness_routes
 from dure.server.api.services import Services
 from dure.server.settings import ServiceSettings
 
@@ -35,6 +37,8 @@ _ROUTERS = (
     policies.router,
     jobs.router,
     models.router,
+    dashboard.router,
+    witness_routes.router,
 )
 
 
@@ -54,7 +58,11 @@ def create_app(settings: ServiceSettings, *, services: Services | None = None) -
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        warming = asyncio.create_task(ready.proofs.warm())  # the proofs' memory copy loads
         yield
+        warming.cancel()
+        with suppress(asyncio.CancelledError):
+            await warming
         await ready.proofs.close()
         if owned:
             ready.close()
@@ -66,7 +74,10 @@ def create_app(settings: ServiceSettings, *, services: Services | None = None) -
         lifespan=lifespan,
     )
     app.state.services = ready
-    app.state.metrics = Metrics(lambda: float(ready.ledger.store.size()))
+    app.state.metrics = Metrics(
+        lambda: float(ready.ledger.store.size()),
+        proof_copy=lambda: float(getattr(ready.proofs, "cached", 0)),
+    )
     for router in _ROUTERS:
         app.include_router(router)
     _operations(app)

@@ -33,12 +33,17 @@ _access = logging.getLogger("dure.server.api.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _STANDARD = set(vars(logging.makeLogRecord({})))
+_CHILDREN = 1024  # labelled metric children kept at hand; past that, looked up each time
 
 
 class Metrics:
     """The service's Prometheus metrics, in their own registry."""
 
-    def __init__(self, ledger_size: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        ledger_size: Callable[[], float] | None = None,
+        proof_copy: Callable[[], float] | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "dure_http_requests",
@@ -67,6 +72,13 @@ class Metrics:
         )
         if ledger_size is not None:
             self.ledger.set_function(ledger_size)
+        self.proof_copy = Gauge(
+            "dure_proof_copy_entries",
+            "Entries whose tree nodes this worker holds in memory for proofs.",
+            registry=self.registry,
+        )
+        if proof_copy is not None:
+            self.proof_copy.set_function(proof_copy)
 
 
 class Observability:
@@ -76,6 +88,7 @@ class Observability:
         self.app = app
         self.metrics = metrics
         self.max_body = max_body
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer one ASGI connection through the wrapped app."""
@@ -130,8 +143,9 @@ class Observability:
     def _record(self, scope: Scope, state: dict[str, Any], request_id: str, took: float) -> None:
         route = getattr(scope.get("route"), "path", None) or "unmatched"
         method, status = scope["method"], state["status"]
-        self.metrics.requests.labels(method, route, str(status)).inc()
-        self.metrics.latency.labels(method, route).observe(took)
+        count, latency = self._labelled(method, route, status)
+        count.inc()
+        latency.observe(took)
         _access.info(
             "%s %s %s",
             method,
@@ -146,6 +160,19 @@ class Observability:
                 "latency_ms": round(took * 1000, 3),
             },
         )
+
+    def _labelled(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        """The request counter and latency histogram children of these labels."""
+        key = (method, route, status)
+        found = self._children.get(key)
+        if found is None:
+            found = (
+                self.metrics.requests.labels(method, route, str(status)),
+                self.metrics.latency.labels(method, route),
+            )
+            if len(self._children) < _CHILDREN:
+                self._children[key] = found
+        return found
 
 
 class JsonFormatter(logging.Formatter):

@@ -11,24 +11,35 @@ alone), then one statement fetches the ledger's size and exactly those nodes, in
 one snapshot, and the algorithm runs again on the real hashes.  Other databases
 (SQLite) use :class:`ThreadedProofs`, the ledger store's own methods in a worker
 thread.  Both answer exactly what
-:class:`~dure.server.ledger.store.LedgerStore` answers.
+:class:`~dure.server.ledger.store.LedgerStore` answers, and both also feed
+:class:`~dure.server.api.proof_cache.CachedProofs` (the ledger's size, runs of
+stored nodes), which :func:`proof_reader` puts in front of them: proofs from
+memory, the database for what memory does not hold (``DURE_PROOF_CACHE_ENTRIES``
+bounds the copy; ``0`` turns it off).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
+from sqlalchemy import Engine, text
 from starlette.concurrency import run_in_threadpool
 
 from dure.policies.encoding import Digest
+from dure.policies.errors import DocumentError
 from dure.policies.merkle import ProofRequestError
 from dure.policies.tree import GetNode, consistency_path, inclusion_path
+from dure.server.api.proof_cache import MAX_ENTRIES, CachedProofs, NodeSource, checked_runs
+from dure.server.ledger.sql import SqlLedgerStore
 from dure.server.ledger.store import LedgerStore
 from dure.server.storage.errors import StorageError
 
-__all__ = ["PostgresProofs", "ProofReader", "ThreadedProofs", "proof_reader"]
+__all__ = ["CACHE_VARIABLE", "PostgresProofs", "ProofReader", "ThreadedProofs", "proof_reader"]
+
+CACHE_VARIABLE = "DURE_PROOF_CACHE_ENTRIES"
 
 T = TypeVar("T")
 _PLACEHOLDER = bytes(32)
@@ -38,6 +49,18 @@ _QUERY = (
     "UNION ALL SELECT n.level, n.idx, n.hash FROM dure_ledger_node n "
     "JOIN unnest(%s::smallint[], %s::bigint[]) AS w(level, idx) "
     "ON n.level = w.level AND n.idx = w.idx"
+)
+_SIZE = "SELECT size FROM dure_ledger_head WHERE id = 1"
+# Runs of nodes, each joined in index order; only well-formed hashes are counted.
+_RUNS = (
+    "SELECT w.n, count(x.hash), string_agg(x.hash, ''::bytea ORDER BY x.idx) "
+    "FROM unnest(%s::int[], %s::smallint[], %s::bigint[], %s::bigint[]) AS w(n, level, lo, hi) "
+    "LEFT JOIN dure_ledger_node x ON x.level = w.level AND x.idx >= w.lo AND x.idx < w.hi "
+    "AND length(x.hash) = 32 GROUP BY w.n ORDER BY w.n"
+)
+_RUN = text(
+    "SELECT hash FROM dure_ledger_node WHERE level = :level AND idx >= :lo AND idx < :hi "
+    "ORDER BY idx"
 )
 
 
@@ -56,12 +79,17 @@ class ProofReader(Protocol):
         """Release connections."""
         ...
 
+    async def warm(self) -> None:
+        """Load what makes later proofs fast (called once at startup; never raises)."""
+        ...
+
 
 class ThreadedProofs:
     """The ledger store's proofs, each in a worker thread (any database)."""
 
-    def __init__(self, store: LedgerStore) -> None:
+    def __init__(self, store: LedgerStore, engine: Engine | None = None) -> None:
         self._store = store
+        self._engine = engine
 
     async def inclusion(self, index: int, size: int) -> list[Digest]:
         """See :meth:`ProofReader.inclusion`."""
@@ -73,6 +101,26 @@ class ThreadedProofs:
 
     async def close(self) -> None:
         """Nothing to release: the store's engine belongs to the services."""
+
+    async def warm(self) -> None:
+        """Nothing to load."""
+
+    async def ledger_size(self) -> int:
+        """The ledger's number of entries."""
+        return await run_in_threadpool(self._store.size)
+
+    async def node_runs(self, runs: list[tuple[int, int, int]]) -> list[bytes]:
+        """See :meth:`~dure.server.api.proof_cache.NodeSource.node_runs` (a SQL engine needed)."""
+        engine = self._engine
+        if engine is None:
+            raise StorageError("this ledger store has no SQL engine to read nodes from")
+
+        def read(level: int, lo: int, hi: int) -> list[bytes]:
+            with engine.connect() as conn:
+                rows = conn.execute(_RUN, {"level": level, "lo": lo, "hi": hi})
+                return [bytes(row[0]) for row in rows]
+
+        return await run_in_threadpool(checked_runs, runs, read)
 
 
 class PostgresProofs:
@@ -102,6 +150,29 @@ class PostgresProofs:
         """See :meth:`ProofReader.consistency`."""
         return await self._prove(second, lambda get: consistency_path(get, first, second))
 
+    async def ledger_size(self) -> int:
+        """The ledger's number of entries (one statement)."""
+        rows = await self._fetch(_SIZE, ())
+        if not rows:
+            raise StorageError("the ledger has no head row; create its schema first")
+        return int(rows[0][0])
+
+    async def node_runs(self, runs: list[tuple[int, int, int]]) -> list[bytes]:
+        """See :meth:`~dure.server.api.proof_cache.NodeSource.node_runs` (one statement)."""
+        columns = [list(range(len(runs)))] + [list(column) for column in zip(*runs, strict=True)]
+        rows = await self._fetch(_RUNS, tuple(columns), binary=True)
+        joined = []
+        for (level, lo, hi), (_, count, hashes) in zip(runs, rows, strict=True):
+            if count != hi - lo:
+                raise StorageError(
+                    f"ledger nodes ({level}, {lo}..{hi - 1}) are missing or malformed"
+                )
+            joined.append(bytes(hashes or b""))
+        return joined
+
+    async def warm(self) -> None:
+        """Nothing to load: connections open on first use."""
+
     async def close(self) -> None:
         """Close every idle connection."""
         idle, self._idle = self._idle, []
@@ -119,21 +190,24 @@ class PostgresProofs:
         compute(record)  # raises ProofRequestError for a request no tree has a proof for
         levels = "{" + ",".join(str(lv) for lv, _ in wanted) + "}"
         indices = "{" + ",".join(str(ix) for _, ix in wanted) + "}"
-        rows = await self._fetch(levels, indices)
+        rows = await self._fetch(_QUERY, (levels, indices))
         nodes = {(int(lv), int(ix)): h for lv, ix, h in rows}
         current = next((ix for (lv, ix) in nodes if lv == -1), None)
         if current is None or size > current:
             raise ProofRequestError(f"size {size} is outside 0..{current}, the ledger's size")
         return compute(_lookup(nodes))
 
-    async def _fetch(self, levels: str, indices: str) -> list[tuple[int, int, Any]]:
-        """Run the query; ``levels`` and ``indices`` are array literals (cheaper to send)."""
+    async def _fetch(
+        self, query: str, params: tuple[Any, ...], *, binary: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """Run ``query`` on a pooled connection (array parameters as literals: cheaper)."""
         import psycopg
 
         connection = await self._acquire()
         try:
-            cursor = await connection.execute(_QUERY, (levels, indices), prepare=True)
-            rows: list[tuple[int, int, Any]] = await cursor.fetchall()
+            cursor = connection.cursor(binary=binary)
+            await cursor.execute(query, params, prepare=True)
+            rows: list[tuple[Any, ...]] = await cursor.fetchall()
         except psycopg.Error as exc:
             await self._discard(connection)
             raise StorageError(f"ledger database error: {str(exc).strip()[:200]}") from exc
@@ -191,13 +265,34 @@ def _lookup(nodes: dict[tuple[int, int], Any]) -> GetNode:
 
 
 def proof_reader(url: str, store: LedgerStore, *, connections: int = 8) -> ProofReader:
-    """The fastest reader for the database at ``url``: async on PostgreSQL, else threads."""
+    """The fastest reader for ``url``: an in-memory copy of the tree over the database reader.
+
+    The database reader is async on PostgreSQL, threads elsewhere; a store without a
+    SQL engine gets the threaded reader alone.
+    """
     from sqlalchemy.engine import make_url
 
     from dure.server.ledger.engine import normalise_url
 
     parsed = make_url(normalise_url(url))
-    if parsed.get_backend_name() != "postgresql":
+    cached = _cache_entries()
+    if not isinstance(store, SqlLedgerStore):
         return ThreadedProofs(store)
-    conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-    return PostgresProofs(conninfo, connections=connections)
+    source: NodeSource = ThreadedProofs(store, store.engine)
+    if parsed.get_backend_name() == "postgresql":
+        conninfo = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+        source = PostgresProofs(conninfo, connections=connections)
+    return CachedProofs(source, max_entries=cached) if cached else source
+
+
+def _cache_entries() -> int:
+    """``DURE_PROOF_CACHE_ENTRIES``: entries whose nodes a worker keeps in memory (0: none)."""
+    raw = os.environ.get(CACHE_VARIABLE, "").strip()
+    if not raw:
+        return MAX_ENTRIES
+    if not raw.isdigit():
+        raise DocumentError(
+            f"{CACHE_VARIABLE}={raw!r} is not a whole number of entries",
+            hint=f"Set {CACHE_VARIABLE} to 0 (no in-memory copy) or a count such as 4194304.",
+        )
+    return int(raw)
