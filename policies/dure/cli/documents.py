@@ -41,6 +41,7 @@ def register(policy: typer.Typer, job: typer.Typer) -> None:
     policy.command("sign")(_policy_sign)
     policy.command("verify")(_policy_verify)
     policy.command("check")(_policy_check)
+    policy.command("revoke")(_policy_revoke)
     job.command("template")(_job_template)
     job.command("sign")(_job_sign)
     job.command("verify")(_job_verify)
@@ -86,6 +87,45 @@ def _policy_sign(
             hint="This policy could only ever deny; use the terms in docs/policy-language.md.",
         )
     _sign("policy", policy, key, out)
+
+
+def _policy_revoke(
+    envelope: Annotated[Path, typer.Argument(help="The signed policy to revoke.")],
+    key: Annotated[Path, typer.Option(help="The data owner's Ed25519 private key.")],
+    out: Annotated[Path, typer.Option(help="Where to write the signed revocation.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the ledger).")],
+    mode: Annotated[
+        str, typer.Option(help="exclude-future, or retrain-without if the policy promised it.")
+    ] = "exclude-future",
+) -> None:
+    """Sign the revocation of one of this site's policies (send it to the coordinator)."""
+    from dure.policies.errors import DocumentError
+    from dure.policies.keys import SigningKey
+    from dure.policies.policy import UsagePolicy
+    from dure.policies.revocation import Revocation, effective_mode
+    from dure.policies.terms import REVOCATION_MODES
+
+    if mode not in REVOCATION_MODES:
+        raise DocumentError(
+            f"--mode {mode!r} is not a revocation mode",
+            hint=f"Use one of {', '.join(REVOCATION_MODES)}.",
+        )
+    signing = SigningKey.load(key)
+    opened = _open_with(envelope, "policy", UsagePolicy, {signing.key_id: signing.public})
+    revocation = Revocation.from_value(
+        {
+            "type": "dure/revocation/v1",
+            "site": opened.document.site,
+            "policy_id": opened.document_id,
+            "issued": _now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "mode": mode,
+            "reason": reason,
+        }
+    )
+    granted = effective_mode(opened.document, revocation)
+    if granted != mode:
+        console.print(f"[yellow]the policy promised only {granted}; that is what this means[/]")
+    _sign("revocation", revocation, key, out)
 
 
 def _job_sign(
@@ -201,10 +241,15 @@ def _sign(kind: str, document: SignableDocument, key_path: Path, out: Path) -> N
 
 
 def _open(path: Path, kind: str, model: type[DocT], signers: list[Path]) -> Opened[DocT]:
+    return _open_with(path, kind, model, _trusted(signers))
+
+
+def _open_with(
+    path: Path, kind: str, model: type[DocT], trusted: dict[str, VerifyKey]
+) -> Opened[DocT]:
     from dure.policies.dsse import Envelope
     from dure.policies.signed import open_document
 
-    trusted = _trusted(signers)
     return open_document(Envelope.from_json(_read(path)), kind, model, trusted)
 
 

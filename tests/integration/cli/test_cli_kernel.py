@@ -202,3 +202,50 @@ def test_keys_never_overwritten_and_identity(keys: Path) -> None:
 
     identity = open_site_identity(Envelope.from_json((keys / "id.json").read_bytes()))
     assert identity.site == "factory-a"
+
+
+def test_a_site_revokes_its_own_policy_and_no_one_elses(keys: Path) -> None:
+    from dure.policies.dsse import Envelope
+    from dure.policies.keys import SigningKey
+    from dure.policies.revocation import Revocation
+    from dure.policies.signed import document_id, open_document
+
+    policy, _ = signed(keys)
+    out = keys / "revocation.dsse"
+    code, text = dure(
+        "policy", "revoke", policy, "--key", keys / "site.key", "--out", out, "--reason", "audit"
+    )
+    assert code == 0, text
+    site = SigningKey.load(keys / "site.key")
+    opened = open_document(
+        Envelope.from_json(out.read_bytes()), "revocation", Revocation, {site.key_id: site.public}
+    )
+    assert opened.document.policy_id == document_id(Envelope.from_json(policy.read_bytes()).payload)
+    assert opened.document.mode == "exclude-future"
+    # The operator's key did not sign this policy: it cannot revoke it.
+    code, text = dure(
+        "policy",
+        "revoke",
+        policy,
+        "--key",
+        keys / "operator.key",
+        "--out",
+        keys / "x",
+        "--reason",
+        "x",
+    )
+    assert code != 0 and not (keys / "x").exists(), text
+    code, text = dure(
+        "policy",
+        "revoke",
+        policy,
+        "--key",
+        keys / "site.key",
+        "--out",
+        keys / "y",
+        "--reason",
+        "x",
+        "--mode",
+        "forget-everything",
+    )
+    assert code == exit_code("kernel.document") and "exclude-future" in text, text
