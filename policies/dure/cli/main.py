@@ -73,6 +73,9 @@ def _register_all() -> None:
         ("factory_witness", factory_app),
         ("coordinator_ledger", coordinator_app),
         ("coordinator_serve", coordinator_app),
+        ("deployment_coordinator", coordinator_app),
+        ("deployment_factory", factory_app),
+        ("consortium", app),
         ("audit", app),
     ):
         module = _optional(f"dure.cli.{name}")

@@ -149,6 +149,7 @@ CATALOG: dict[str, ErrorOutcome] = {
     "client.ingest": ErrorOutcome(3, 422, "Source log cannot be ingested"),
     "client.store": ErrorOutcome(7, 500, "Episode store problem"),
     "client.store_not_found": ErrorOutcome(8, 404, "Episode not found"),
+    "client.store_full": ErrorOutcome(7, 507, "Factory disk full"),
     # --- server (coordinator) ---
     "server.auth": ErrorOutcome(4, 401, "Request not authenticated"),  # api
     "server.replay": ErrorOutcome(4, 401, "Request replayed"),  # api
@@ -166,9 +167,16 @@ CATALOG: dict[str, ErrorOutcome] = {
     "server.ledger_range": ErrorOutcome(3, 400, "Range outside the ledger"),
     "server.ledger_conflict": ErrorOutcome(6, 409, "Ledger checkpoint conflict"),
     "server.ledger_export": ErrorOutcome(4, 422, "Ledger export does not verify"),
+    "server.unpublished": ErrorOutcome(8, 404, "No checkpoint published yet"),  # witnesses
+    "server.cosignature": ErrorOutcome(3, 422, "Cosignature not a signed checkpoint"),
+    "server.witness_unknown": ErrorOutcome(5, 403, "Cosignature by an unknown witness"),
+    "server.witness_signature": ErrorOutcome(4, 401, "Witness cosignature not valid"),
+    "server.witness_stale": ErrorOutcome(6, 409, "Cosignature for a stale checkpoint"),
     # --- cli ---
     "cli.file": ErrorOutcome(7, 400, "File problem"),
     "cli.denied": ErrorOutcome(5, 403, "Denied by policy"),
+    "cli.config": ErrorOutcome(3, 422, "Invalid deployment configuration"),  # deployment
+    "cli.process": ErrorOutcome(7, 500, "A deployment process failed"),  # deployment
 }
 
 
