@@ -302,10 +302,14 @@ def run_dure(root: Path, nodes: int, *, executor: bool = False) -> dict[str, Any
             "bench-log": str(logs[index]),
         }
 
-    components = (
-        "benchmarks.deployment_dure_server:server",
-        "benchmarks.deployment_probe:dure_client",
+    # The executor runs the factory's installed ClientApp and refuses any other name
+    # (worker_executor.FOREIGN_APP); the probe wraps the light app for the timings.
+    client = (
+        "dure.client.federation.light:app"
+        if executor
+        else "benchmarks.deployment_probe:dure_client"
     )
+    components = ("benchmarks.deployment_dure_server:server", client)
     load = os.getloadavg()
     options = ("--isolation", "process") if executor else ()
     poll = {"FLWR_SUPEREXEC_TASK_POLL_INTERVAL": SUPEREXEC_POLL}
