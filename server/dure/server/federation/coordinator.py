@@ -117,6 +117,13 @@ class Coordinator:
             reply_timeout=self.settings.query_timeout,
             poll=self.settings.poll,
         )
+        if not nodes.by_site:
+            raise FederationError(
+                f"none of the {len(admitted)} admitted sites has a Flower node online that "
+                f"proves its identity (waited {self.settings.connect_wait:g} s)",
+                hint="Start `dure factory up` at the sites and wait until each logs its "
+                "SuperNode ID (or raise [run] connect_wait), then run the job again.",
+            )
         stats = self._statistics(grid, envelope.to_json(), admitted, nodes, job.document.job_id)
         model = {k: v for k, v in self.initial_model(stats).items()}
         record = self.services.models.put(model, parent=None, job_id=job.document.job_id, round=0)
