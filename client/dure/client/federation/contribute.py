@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,7 +33,15 @@ from dure.client.training.normalisation import POLICY_OBSERVATION
 from dure.policies.contribution import ContributionClaim, NodeBinding, state_digest
 from dure.policies.signed import sign_document
 
-__all__ = ["Contribution", "Refusal", "bind_node", "clip_update", "contribute", "describe"]
+__all__ = [
+    "Contribution",
+    "Refusal",
+    "bind_node",
+    "clip_update",
+    "contribute",
+    "describe",
+    "local_task",
+]
 
 Arrays = Mapping[str, npt.NDArray[Any]]
 
@@ -55,6 +63,22 @@ class Refusal:
     reasons: tuple[str, ...]
 
 
+def local_task(request: TrainRequest, store: EpisodeStore, episode_ids: Sequence[str]) -> LocalTask:
+    """The trainer's task for ``request`` on ``episode_ids`` of ``store``."""
+    return LocalTask(
+        global_arrays=request.arrays,
+        store=store,
+        episode_ids=episode_ids,
+        stats=consortium_stats(request.stats),
+        tasks=request.tasks,
+        local_steps=request.local_steps,
+        lr=request.lr,
+        proximal_mu=request.proximal_mu,
+        seed=request.seed,
+        batch_size=request.batch_size,
+    )
+
+
 def contribute(
     auth: Authorisation, request: TrainRequest, trainer: Trainer, now: datetime
 ) -> Contribution | Refusal:
@@ -64,20 +88,7 @@ def contribute(
         selection = select_episodes(store, auth.decision.selector)
         if selection.empty or selection.root is None:
             return _nothing(auth)
-        result = trainer(
-            LocalTask(
-                global_arrays=request.arrays,
-                store=store,
-                episode_ids=selection.episode_ids,
-                stats=consortium_stats(request.stats),
-                tasks=request.tasks,
-                local_steps=request.local_steps,
-                lr=request.lr,
-                proximal_mu=request.proximal_mu,
-                seed=request.seed,
-                batch_size=request.batch_size,
-            )
-        )
+        result = trainer(local_task(request, store, selection.episode_ids))
     arrays = result.arrays
     if request.dp_clip is not None:
         arrays = clip_update(arrays, request.arrays, request.dp_clip)

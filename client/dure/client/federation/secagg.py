@@ -42,11 +42,10 @@ from flwr.common import Code, FitRes, Status, bytes_to_ndarray, ndarrays_to_para
 from flwr.common.secure_aggregation.secaggplus_constants import RECORD_KEY_CONFIGS, Key
 from flwr.compat.common import recorddict_compat as compat
 
-from dure.client.federation.contribute import Refusal
+from dure.client.federation.contribute import Refusal, local_task
 from dure.client.federation.gate import Authorisation, authorisation
 from dure.client.federation.selection import select_episodes
-from dure.client.federation.statistics import consortium_stats
-from dure.client.federation.trainer import LocalTask, Trainer
+from dure.client.federation.trainer import Trainer
 from dure.client.federation.wire import (
     NOTHING_SELECTED,
     REFUSED,
@@ -108,20 +107,7 @@ def secure_update(
         if selection.empty or selection.root is None:
             why = f"[selection.empty] no episode matches {auth.decision.selector.describe()}"
             return Refusal((why,))
-        result = trainer(
-            LocalTask(
-                global_arrays=request.arrays,
-                store=store,
-                episode_ids=selection.episode_ids,
-                stats=consortium_stats(request.stats),
-                tasks=request.tasks,
-                local_steps=request.local_steps,
-                lr=request.lr,
-                proximal_mu=request.proximal_mu,
-                seed=request.seed,
-                batch_size=request.batch_size,
-            )
-        )
+        result = trainer(local_task(request, store, selection.episode_ids))
     bound = float(auth.job.document.aggregation.norm_bound_value)
     deltas = [
         np.asarray(result.arrays[name], np.float64) - np.asarray(value, np.float64)
