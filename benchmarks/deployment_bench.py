@@ -49,15 +49,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +62,13 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from benchmarks.deployment_cluster import (
+    ROOT,
+    cluster,
+    flwr_run,
+    wait_for,
+    write_app,
+)
 from dure.client.federation.trainer import LocalResult, LocalTask, train_policy
 
 console = Console(highlight=False, width=160)
@@ -74,8 +78,6 @@ PATHS = tuple(os.environ.get("DURE_BENCH_DEPLOY_PATHS", "dure,dure-executor,plai
 SUPEREXEC_POLL = os.environ.get("DURE_BENCH_SUPEREXEC_POLL", "0.1")
 LOCAL_STEPS, ROWS = 10, 64
 FLOOR_S = 3.0
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 
 
 def timed_train_policy(task: LocalTask) -> LocalResult:
@@ -84,134 +86,6 @@ def timed_train_policy(task: LocalTask) -> LocalResult:
     result = train_policy(task)
     with open(os.environ["DURE_BENCH_TRAIN_LOG"], "a") as handle:
         handle.write(json.dumps({"start": started, "end": time.time()}) + "\n")
-    return result
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-def _wait(check: Any, what: str, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
-class _Processes:
-    """Processes this benchmark started (each in its own session), stopped together."""
-
-    def __init__(self, logs: Path, env: dict[str, str]) -> None:
-        self.logs, self.env = logs, env
-        self.started: list[subprocess.Popen[bytes]] = []
-        self.ports: list[int] = []
-        logs.mkdir(parents=True, exist_ok=True)
-
-    def start(self, name: str, argv: Sequence[str], **env: str) -> subprocess.Popen[bytes]:
-        log = (self.logs / f"{name}.log").open("wb")
-        process = subprocess.Popen(
-            list(argv), env={**self.env, **env}, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, cwd=ROOT,
-        )  # fmt: skip
-        self.started.append(process)
-        return process
-
-    def stop(self) -> None:
-        for process in reversed(self.started):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in self.started:
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(5)
-
-
-@contextmanager
-def _cluster(
-    root: Path, nodes: int, node_config: Any, *options: str, **env: str
-) -> Iterator[_Processes]:
-    """A SuperLink and ``nodes`` SuperNodes on free loopback ports; yields the processes."""
-    home = root / "flwr-home"
-    home.mkdir(parents=True)
-    link, *ports = _free_ports(1 + nodes)
-    (home / "config.toml").write_text(
-        f'[superlink]\ndefault = "local"\n\n[superlink.local]\n'
-        f'address = "127.0.0.1:{link}"\ninsecure = true\n'
-    )
-    base = {
-        **os.environ,
-        "FLWR_HOME": str(home),
-        "FLWR_TELEMETRY_ENABLED": "0",
-        "FLWR_DISABLE_UPDATE_CHECK": "1",
-        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        "PYTHONPATH": str(ROOT),
-    }
-    processes = _Processes(root / "logs", base)
-    processes.ports = ports
-    try:
-        processes.start(
-            "superlink",
-            [str(BIN / "flower-superlink"), "--insecure",
-             "--disable-runtime-dependency-installation", "--host", "127.0.0.1",
-             "--port", str(link)],
-        )  # fmt: skip
-        _wait(lambda: _port_open(link), "the SuperLink")
-        for index, port in enumerate(ports):
-            config = " ".join(f"{k}={json.dumps(v)}" for k, v in node_config(index).items())
-            processes.start(
-                f"supernode-{index}",
-                [str(BIN / "flower-supernode"), "--insecure", "--superlink",
-                 f"127.0.0.1:{link}", "--port", str(port), "--node-config", config, *options],
-                **env,
-            )  # fmt: skip
-        yield processes
-    finally:
-        processes.stop()
-
-
-def _app(root: Path, components: tuple[str, str], config: dict[str, Any]) -> Path:
-    """Write a Flower App folder whose components live in this repository."""
-    folder = root / "app"
-    folder.mkdir()
-    lines = [f"{key} = {json.dumps(value)}" for key, value in config.items()]
-    (folder / "pyproject.toml").write_text(
-        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n\n'
-        '[project]\nname = "dure-deployment-bench"\nversion = "1.0.0"\n'
-        'dependencies = ["flwr>=1.41,<1.43"]\n\n'
-        '[tool.hatch.build.targets.wheel]\npackages = ["."]\n\n'
-        '[tool.flwr.app]\npublisher = "dure"\n\n'
-        f'[tool.flwr.app.components]\nserverapp = "{components[0]}"\n'
-        f'clientapp = "{components[1]}"\n\n'
-        "[tool.flwr.app.config]\n" + "\n".join(lines) + "\n"
-    )
-    return folder
-
-
-def _flwr_run(processes: _Processes, app: Path, out: Path, timeout: float) -> dict[str, Any]:
-    processes.start("flwr-run", [str(BIN / "flwr"), "run", str(app), "local", "--stream"])
-    log = processes.logs / "flwr-run.log"
-    # the log stream may end early under load (the run goes on at the SuperLink): wait
-    # for the figures, or for the ServerApp's failure in the log
-    _wait(lambda: out.exists() or "Exit Code" in log.read_text(), "the run", timeout)
-    if not out.exists():
-        raise RuntimeError(f"the run wrote no figures; its log ends:\n{log.read_text()[-3000:]}")
-    time.sleep(0.5)  # the writer closes the file
-    result: dict[str, Any] = json.loads(out.read_text())
     return result
 
 
@@ -229,8 +103,8 @@ def run_plain(root: Path, nodes: int) -> dict[str, Any]:
     }  # fmt: skip
     components = ("benchmarks.deployment_plain:server", "benchmarks.deployment_plain:client")
     load = os.getloadavg()
-    with _cluster(root, nodes, lambda i: {"bench-log": str(logs[i])}) as processes:
-        server = _flwr_run(processes, _app(root, components, config), out, 3600)
+    with cluster(root, nodes, lambda i: {"bench-log": str(logs[i])}) as processes:
+        server = flwr_run(processes, write_app(root, components, config), out, 3600)
     rounds = [
         {"round": r["round"], "start": r["push"], "push": r["push"], "replies": r["replies"],
          "end": r["end"], "aggregate_s": r["aggregate_s"], "ledger_s": 0.0,
@@ -313,7 +187,7 @@ def run_dure(root: Path, nodes: int, *, executor: bool = False) -> dict[str, Any
     load = os.getloadavg()
     options = ("--isolation", "process") if executor else ()
     poll = {"FLWR_SUPEREXEC_TASK_POLL_INTERVAL": SUPEREXEC_POLL}
-    with _cluster(root, nodes, node, *options, **poll) as procs:
+    with cluster(root, nodes, node, *options, **poll) as procs:
         started = time.time()
         for index, (site, config, path) in enumerate(zip(sites, configs, sockets, strict=True)):
             argv = [sys.executable, "-m", "dure.client.federation.worker", "--address", str(path)]
@@ -323,9 +197,9 @@ def run_dure(root: Path, nodes: int, *, executor: bool = False) -> dict[str, Any
             argv += ["--trainer", "benchmarks.deployment_bench:timed_train_policy"]
             procs.start(f"worker-{site.name}", argv, DURE_BENCH_TRAIN_LOG=str(train_log))
         for path in sockets:
-            _wait(path.exists, f"the worker at {path}")
+            wait_for(path.exists, f"the worker at {path}")
         warm = time.time() - started
-        server = _flwr_run(procs, _app(root, components, run_config), out, 1800)
+        server = flwr_run(procs, write_app(root, components, run_config), out, 1800)
     trains = _tasks([train_log])
     name = "dure-executor" if executor else "dure"
     summary = _summary(name, nodes, server["rounds"], _tasks(logs), trains, load)

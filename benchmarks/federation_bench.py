@@ -47,26 +47,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy.typing as npt
-from flwr.app import ConfigRecord, Context, Message, MetricRecord, RecordDict
+from flwr.app import Context, Message
 from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
-from flwr.serverapp.strategy import FedAvg
 from rich.console import Console
 from rich.table import Table
 from tests.builders.federation import Consortium, build_consortium, fixed_now, node_config
 from tests.builders.flower import LocalGrid, LocalNode
 
+from benchmarks.federation_plain import plain_client_app, plain_config, plain_round, plain_train
 from dure.client.federation.clientapp import create_client_app, settings_by_partition
-from dure.client.federation.statistics import consortium_stats
-from dure.client.federation.trainer import LocalTask, train_policy
-from dure.client.federation.wire import TrainRequest
-from dure.client.store.store import EpisodeStore
+from dure.client.federation.trainer import train_policy
 from dure.client.training.model import build_policy_model
 from dure.server.federation.coordinator import Coordinator
-from dure.server.federation.exchange import exchange
-from dure.server.federation.run import RunState
 from dure.server.federation.statistics import ConsortiumStats
-from dure.server.federation.wire import array_record, numpy_arrays
 
 console = Console(highlight=False)
 Arrays = dict[str, npt.NDArray[Any]]
@@ -80,68 +74,6 @@ LOCAL_STEPS = 50
 def _initial(stats: ConsortiumStats) -> Arrays:
     model = build_policy_model(stats.observation_dim, len(stats.tasks), stats.action_dim)
     return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
-
-
-def plain_client_app(home: Path) -> ClientApp:
-    """Flower without Dure: train on every episode of the home, reply arrays and metrics."""
-    app = ClientApp()
-    app.train()(lambda message, context: plain_train(home, message))
-    return app
-
-
-def plain_train(home: Path, message: Message) -> Message:
-    """The plain ClientApp's work: every episode, the same trainer, no gate, no claim."""
-    request = TrainRequest.from_message(message)
-    with EpisodeStore.open(home, create=False) as store:
-        ids = [summary.episode_id for summary in store.select()]
-        stats = consortium_stats(request.stats)
-        result = train_policy(
-            LocalTask(
-                request.arrays,
-                store,
-                ids,
-                stats,
-                request.tasks,
-                request.local_steps,
-                request.lr,
-                request.proximal_mu,
-                request.seed,
-                request.batch_size,
-            )
-        )
-    metrics = MetricRecord({"num-examples": result.examples, "train-loss": result.loss})
-    content = RecordDict({"arrays": array_record(result.arrays), "metrics": metrics})
-    return Message(content, reply_to=message)
-
-
-def plain_round(
-    grid: Grid, model: Arrays, config: dict[str, Any], round: int, kind: str = "train"
-) -> Arrays:
-    """One plain Flower round: push train Messages, pull replies, Flower's FedAvg."""
-    record, arrays = ConfigRecord({**config, "seed": round}), array_record(model)
-    content = RecordDict({"arrays": arrays, "config": record})
-    messages = [
-        Message(content, dst_node_id=node, message_type=kind, group_id=str(round))
-        for node in grid.get_node_ids()
-    ]
-    replies = exchange(grid, messages, timeout=600, poll=0.01)
-    aggregate, _ = FedAvg().aggregate_train(round, list(replies.values()))
-    assert aggregate is not None
-    return numpy_arrays(aggregate)
-
-
-def _plain_config(state: RunState, coordinator: Coordinator) -> dict[str, Any]:
-    settings = coordinator.settings
-    return {
-        "round": 0,
-        "task-vocab": state.stats.tasks_json(),
-        "stats": state.stats.features_json(),
-        "parent-model": state.model_digest,
-        "local-steps": settings.local_steps,
-        "lr": settings.lr,
-        "batch-size": settings.batch_size,
-        "proximal-mu": 0.0,
-    }
 
 
 def _consortium(root: Path) -> Consortium:
@@ -172,7 +104,7 @@ def in_process(root: Path) -> dict[str, float]:
     started = time.perf_counter()
     state = coordinator.start(dure_grid, consortium.job(rounds=ROUNDS))
     setup = time.perf_counter() - started
-    config, model = _plain_config(state, coordinator), dict(state.model)
+    config, model = plain_config(state, coordinator), dict(state.model)
     gc.collect()
     gc.freeze()  # long-lived objects (torch, Flower, the stores) out of every later pass
     dure: list[tuple[float, float]] = []
@@ -299,7 +231,7 @@ def simulation(root: Path) -> dict[str, float]:
 
     def main(grid: Grid, context: Context) -> None:
         state = coordinator.start(grid, consortium.job(rounds=ROUNDS))
-        config, model = _plain_config(state, coordinator), dict(state.model)
+        config, model = plain_config(state, coordinator), dict(state.model)
         for number in range(1, ROUNDS + 1):
             runs = [
                 ("dure", lambda n=number: coordinator.play(grid, state, n)),
