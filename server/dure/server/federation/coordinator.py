@@ -43,7 +43,7 @@ from dure.server.federation.admission import admission_entries, admit
 from dure.server.federation.aggregation import check_job_supported
 from dure.server.federation.binding import NodeDirectory, bind_nodes
 from dure.server.federation.errors import FederationError
-from dure.server.federation.exchange import exchange
+from dure.server.federation.exchange import exchange, quicken_reply_pulls
 from dure.server.federation.outbox import ReceiptOutbox
 from dure.server.federation.privacy import PrivacyAccounting, site_limits
 from dure.server.federation.registry import RegisteredSite, job_signed_entry, open_job
@@ -103,6 +103,7 @@ class Coordinator:
 
     def start(self, grid: Grid, envelope: Envelope) -> RunState:
         """Verify, admit, bind, gather statistics and build the initial model."""
+        quicken_reply_pulls()
         job = open_job(envelope, self.operator_keys)
         check_job_supported(job.document)
         spent = self._record_job(job)
