@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AfterValidator,
@@ -125,6 +125,7 @@ class RunOptions(_Model):
     lr: float = Field(1e-3, gt=0)
     round_timeout: float = Field(600.0, gt=0)
     connect_wait: float = Field(60.0, ge=0)
+    query_timeout: float = Field(120.0, gt=0)
     hidden: list[int] = Field(default_factory=lambda: [64, 64], min_length=1)
     seed: int = 0
     clientapp: str = Field("dure.client.federation.light:app", pattern=r"^[\w.]+:\w+$")
@@ -163,6 +164,14 @@ class SuperNodeConfig(_Model):
     auth_key: RelPath
     port: int = Field(ge=1, le=65535)
     host: str = "127.0.0.1"
+    runtime: Literal["worker", "flower"] = "worker"
+    """``worker``: the warm worker runs the SuperNode's tasks (``--isolation process``,
+    no process per task); ``flower``: Flower's SuperExec starts a ``flwr-clientapp``
+    per task, whose light ClientApp forwards the task to the worker."""
+    idle_poll: float = Field(default=0.5, gt=0, le=3)
+    """Seconds between the SuperNode's pulls while idle (Flower's own: 3)."""
+    reply_poll: float = Field(default=0.05, gt=0, le=0.5)
+    """Seconds between its checks for a reply (Flower's own: 0.5)."""
 
 
 class FactoryConfig(_Model):

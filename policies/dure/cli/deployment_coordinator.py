@@ -214,6 +214,7 @@ def app_pyproject(cfg: CoordinatorConfig, job: Path) -> str:
         "dure-lr": str(run.lr),
         "dure-round-timeout": str(run.round_timeout),
         "dure-connect-wait": str(run.connect_wait),
+        "dure-query-timeout": str(run.query_timeout),
     }
     lines = [
         '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n',

@@ -10,16 +10,21 @@ on its own is started again (every 10 s, 18 times): after a crash the SuperLink
 refuses the key until the previous session's heartbeat lapses (up to 60 s), and
 ``flower-supernode`` exits on that refusal instead of retrying.
 
-When the warm worker and its light per-task ClientApp are installed
-(``dure.client.federation.worker`` and ``dure.client.federation.light``), it
-also starts the worker on a Unix socket under ``<home>/../run/`` and names it to
-the ClientApp (node config ``dure-worker``).  The children are supervised as by
-``dure coordinator up``.
+It first starts the factory's warm worker (``dure.client.federation.worker``:
+settings, torch, store loaded once) on a Unix socket under ``<home>/../run/``.
+With ``[supernode] runtime = "worker"`` (the default) the SuperNode runs with
+``--isolation process`` and the worker takes its tasks from the SuperNode's
+local Runtime API (``host:port``): no process per task.  With ``runtime =
+"flower"`` Flower's SuperExec starts a ``flwr-clientapp`` per task, and the
+light ClientApp there forwards it to the worker (node config ``dure-worker``).
+
+The SuperNode runs through :mod:`dure.client.federation.supernode` (Flower's
+own ``flower-supernode`` with its idle and reply polls set from ``idle_poll``
+and ``reply_poll``).  The children are supervised as by ``dure coordinator up``.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Annotated
 
@@ -52,20 +57,24 @@ def _up(
     node = cfg.node_config()
     settings = FactorySettings.from_node_config(node)  # fail here, not at the first message
     supervisor = Supervisor(flower_environment(cfg.home.parent / "flwr-home"))
-    if _warm_worker_installed():
-        socket = cfg.home.parent / "run" / "worker.sock"
-        socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        argv = [executable("python"), "-m", "dure.client.federation.worker"]
-        argv += ["--node-config", node_config_argument(node), "--address", str(socket)]
-        _clear_stale(socket)
-        supervisor.start("dure-worker", argv)
-        supervisor.wait_file("dure-worker", socket)
-        node["dure-worker"] = str(socket)
-    argv = supernode_argv(cfg, node, executable("flower-supernode"))
+    supernode = cfg.supernode
+    socket = cfg.home.parent / "run" / "worker.sock"
+    socket.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    argv = [executable("python"), "-m", "dure.client.federation.worker"]
+    argv += ["--node-config", node_config_argument(node), "--address", str(socket)]
+    if supernode.runtime == "worker":
+        argv += ["--runtime-api", f"{supernode.host}:{supernode.port}"]
+    _clear_stale(socket)
+    supervisor.start("dure-worker", argv)
+    supervisor.wait_file("dure-worker", socket)
+    node["dure-worker"] = str(socket)
+    program = [executable("python"), "-m", "dure.client.federation.supernode"]
+    argv = supernode_argv(cfg, node, program)
     supervisor.start("flower-supernode", argv, retries=_SUPERNODE_RETRIES)
     console.print(
-        f"site {settings.site}: SuperNode on {cfg.supernode.host}:{cfg.supernode.port}, "
-        f"SuperLink {cfg.supernode.superlink} (TLS, key {cfg.supernode.auth_key.name})"
+        f"site {settings.site}: SuperNode on {supernode.host}:{supernode.port}, "
+        f"SuperLink {supernode.superlink} (TLS, key {supernode.auth_key.name}), "
+        f"tasks run by the {'worker' if supernode.runtime == 'worker' else 'SuperExec'}"
     )
     supervisor.supervise()
 
@@ -91,13 +100,6 @@ def _clear_stale(path: Path) -> None:
     )
 
 
-def _warm_worker_installed() -> bool:
-    return all(
-        importlib.util.find_spec(f"dure.client.federation.{name}") is not None
-        for name in ("worker", "light")
-    )
-
-
 def node_config_argument(config: dict[str, str]) -> str:
     """The ``--node-config`` string: ``key="value"`` pairs, TOML-quoted."""
     import json
@@ -105,11 +107,15 @@ def node_config_argument(config: dict[str, str]) -> str:
     return " ".join(f"{key}={json.dumps(value)}" for key, value in config.items())
 
 
-def supernode_argv(cfg: FactoryConfig, node: dict[str, str], program: str) -> list[str]:
-    """``flower-supernode``'s arguments for this factory."""
+def supernode_argv(cfg: FactoryConfig, node: dict[str, str], program: list[str]) -> list[str]:
+    """The SuperNode's command line for this factory (``program`` and its options)."""
     supernode = cfg.supernode
+    isolation = ["--isolation", "process"] if supernode.runtime == "worker" else []
     return [
-        program,
+        *program,
+        "--idle-poll", str(supernode.idle_poll),
+        "--reply-poll", str(supernode.reply_poll),
+        *isolation,
         "--superlink", supernode.superlink,
         "--root-certificates", str(supernode.root_certificates),
         "--auth-supernode-private-key", str(supernode.auth_key),

@@ -127,10 +127,9 @@ def make_consortium(
     coordinator = coordinator.replace(
         'database = "sqlite:///state/coordinator.db"', f'database = "{database}"'
     )
-    for key, value in run.items():
-        coordinator = re.sub(rf"(?m)^{key} = .*$", f"{key} = {value}", coordinator)
-    if "connect_wait" not in run:
-        coordinator += "connect_wait = 60.0\n"
+    for key, value in {"connect_wait": "60.0", **run}.items():  # [run] is the last table
+        coordinator, count = re.subn(rf"(?m)^{key} = .*$", f"{key} = {value}", coordinator)
+        coordinator += "" if count else f"{key} = {value}\n"
     layout.coordinator_toml.write_text(coordinator)
     now = datetime.now(UTC).replace(microsecond=0)
     for index, name in enumerate(sites):

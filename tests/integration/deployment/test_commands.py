@@ -19,6 +19,7 @@ from dure.cli.deployment_config import (
     load_factory_config,
 )
 from dure.cli.deployment_coordinator import app_pyproject, sync_coordinator_registry
+from dure.cli.deployment_factory import supernode_argv
 from dure.cli.deployment_processes import DeploymentProcessError
 from dure.cli.files import CliFileError
 from dure.cli.main import app
@@ -146,3 +147,33 @@ def test_init_refuses_a_bad_site_id_and_writes_nothing(tmp_path: Path) -> None:
     with pytest.raises(DeploymentConfigError, match="is not a site id"):
         init_consortium(tmp_path / "c", ["factory-a", "Factory B"])
     assert not (tmp_path / "c").exists()
+
+
+def test_the_supernode_runs_paced_and_its_tasks_run_in_the_worker(consortium: Path) -> None:
+    path = consortium / "sites" / "factory-a" / "factory.toml"
+    cfg = load_factory_config(path)
+    argv = supernode_argv(cfg, cfg.node_config(), ["python", "-m", "paced"])
+    assert argv[:3] == ["python", "-m", "paced"]
+    assert _option(argv, "--idle-poll") == "0.5" and _option(argv, "--reply-poll") == "0.05"
+    assert _option(argv, "--isolation") == "process"  # the worker runs the tasks
+    text = path.read_text().replace("[supernode]\n", '[supernode]\nruntime = "flower"\n')
+    path.write_text(text.replace("[supernode]\n", "[supernode]\nidle_poll = 3\n"))
+    cfg = load_factory_config(path)
+    argv = supernode_argv(cfg, cfg.node_config(), ["flower"])
+    assert "--isolation" not in argv and _option(argv, "--idle-poll") == "3.0"
+
+
+@pytest.mark.parametrize(
+    ("line", "key"),
+    [("idle_poll = 0", "supernode.idle_poll"), ("reply_poll = 2", "supernode.reply_poll"),
+     ('runtime = "docker"', "supernode.runtime")],
+)  # fmt: skip
+def test_a_bad_supernode_setting_names_its_key(consortium: Path, line: str, key: str) -> None:
+    path = consortium / "sites" / "factory-a" / "factory.toml"
+    path.write_text(path.read_text().replace("[supernode]\n", f"[supernode]\n{line}\n"))
+    with pytest.raises(DeploymentConfigError, match=re.escape(key)):
+        load_factory_config(path)
+
+
+def _option(argv: list[str], name: str) -> str:
+    return argv[argv.index(name) + 1]

@@ -82,6 +82,13 @@ class ExecutorCluster:
 
     cluster: PlainCluster
     marks: dict[str, Path]
+    workers: dict[str, tuple[list[str], dict[str, str]]]
+
+    def start_worker(self, site: str) -> None:
+        """Start ``site``'s worker (again) and wait until it is ready."""
+        argv, env = self.workers[site]
+        self.cluster.processes.start(f"worker-{site}", argv, env)
+        self.cluster.processes.wait_for(f"worker-{site}", r"dure\.worker ready", timeout=300)
 
     def start_job(self, job: Path) -> subprocess.Popen[str]:
         """``flwr run`` of ``job`` (the app ``run-job`` writes), in the background."""
@@ -104,6 +111,7 @@ class ExecutorCluster:
 def executors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExecutorCluster]:
     root = tmp_path_factory.mktemp("executor")
     run = {"local_steps": "2", "round_timeout": "20.0", "hidden": "[8]", "connect_wait": "10.0"}
+    run["query_timeout"] = "15.0"  # a dead worker's site answers no receipts query
     layout = make_consortium(root / "consortium", SITES, "sqlite:///state/coordinator.db", {}, run)
     config = load_coordinator_config(layout.coordinator_toml)
     sync_coordinator_registry(config)
@@ -112,6 +120,7 @@ def executors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExecutorClus
     _write_connection(config.run.flwr_home, layout.superlink_port)
     processes = Processes(root / "logs")
     marks = {site: root / f"{site}.trained" for site in SITES}
+    workers: dict[str, tuple[list[str], dict[str, str]]] = {}
     try:
         processes.start("superlink", _superlink_argv(layout, config), env)
         _wait_port(processes, "superlink", layout.superlink_port)
@@ -122,7 +131,8 @@ def executors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExecutorClus
             worker = [sys.executable, "-m", "dure.client.federation.worker", "--node-config", node]
             worker += ["--address", str(root / "run" / f"{site}.sock"), "--trainer", TRAINER]
             worker += ["--runtime-api", f"127.0.0.1:{port}"]
-            processes.start(f"worker-{site}", worker, {**env, MARK: str(marks[site])})
+            workers[site] = (worker, {**env, MARK: str(marks[site])})
+            processes.start(f"worker-{site}", *workers[site])
             supernode = [str(BIN / "flower-supernode"), "--insecure", "--isolation", "process"]
             supernode += ["--superlink", f"127.0.0.1:{layout.superlink_port}"]
             supernode += ["--host", "127.0.0.1", "--port", str(port), "--node-config", node]
@@ -130,7 +140,7 @@ def executors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExecutorClus
         for site in SITES:
             processes.wait_for(f"worker-{site}", r"dure\.worker ready", timeout=300)
             processes.wait_for(site, r"SuperNode ID: \d+", timeout=300)
-        yield ExecutorCluster(PlainCluster(layout, config, processes, env, {}), marks)
+        yield ExecutorCluster(PlainCluster(layout, config, processes, env, {}), marks, workers)
     finally:
         processes.stop()
 
@@ -195,6 +205,29 @@ def test_a_job_runs_on_the_workers_without_a_process_per_task(
         store.close()
     vkey = (cluster.layout.root / "coordinator" / "keys" / "ledger.vkey").read_text().strip()
     assert verify_export(tmp_path / "export", vkey).kinds["aggregate_committed"] == 2
+
+
+def test_a_worker_stopped_while_training_answers_its_task_before_it_exits(
+    executors: ExecutorCluster,
+) -> None:
+    cluster = executors.cluster
+    job = sign_job(cluster.layout, rounds=1, job_id="bc-executor-stop")
+    before = executors.trained("factory-a")
+    running = executors.start_job(job)
+    while executors.trained("factory-a") == before:  # inside its 2 s training task
+        assert running.poll() is None, running.communicate()[0][-4000:]
+        time.sleep(0.05)
+    worker = cluster.processes.children["worker-factory-a"]
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(60) == 0, cluster.processes.log("worker-factory-a")[-3000:]
+    output = running.communicate(timeout=120)[0]
+    assert running.returncode == 0, output[-4000:]
+    entries = [e for e in cluster.entries() if getattr(e, "job_id", "") == "bc-executor-stop"]
+    committed = [e for e in entries if e.kind == "aggregate_committed"]
+    assert [sorted(e.contributors) for e in committed] == [  # type: ignore[attr-defined]
+        [f"urn:dure:site:{s}" for s in SITES]
+    ], output[-4000:]
+    executors.start_worker("factory-a")  # for the tests after this one
 
 
 def test_a_worker_killed_while_training_is_ledgered_and_the_run_ends(

@@ -24,8 +24,9 @@ key                        value
 ``dure-consortium``        the consortium URN
 ``dure-local-steps``,      optional: local steps, learning rate, seconds to wait for
 ``dure-lr``,               a round's replies, seconds to wait for the admitted
-``dure-round-timeout``,    sites' nodes to connect
-``dure-connect-wait``
+``dure-round-timeout``,    sites' nodes to connect, seconds to wait for the answers
+``dure-connect-wait``,     to a query (identity, statistics, receipts)
+``dure-query-timeout``
 =========================  ===========================================================
 
 A folder registry is rebuilt in memory at each run; registrations the ledger
@@ -101,6 +102,7 @@ def coordinator_from_run_config(config: Mapping[str, Any]) -> tuple[Coordinator,
         lr=float(text.get("dure-lr", "0.001")),
         round_timeout=float(text.get("dure-round-timeout", "600")),
         connect_wait=float(text.get("dure-connect-wait", "30")),
+        query_timeout=float(text.get("dure-query-timeout", "120")),
         seed=int(text.get("dure-seed", "0")),
     )
     keys = [VerifyKey.load(Path(p.strip())) for p in text["dure-operator-keys"].split(",")]
