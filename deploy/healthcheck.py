@@ -9,8 +9,11 @@ Usage::
 ``coordinator``: the SuperLink accepts TCP connections on its port and the
 coordinator service answers ``GET /healthz`` with 200.  ``factory``: the
 SuperNode accepts TCP connections on its ``[supernode] host:port`` (its local
-API): the process is up, which does not prove it reached the SuperLink (it
-keeps retrying on its own; the coordinator's node list shows who is connected).  Exit status
+API), and the warm worker, which runs the factory's tasks, accepts connections
+on its socket (``<home>/../run/worker.sock``, ``home`` relative to the config
+file): both processes are up, which does not prove the SuperNode reached the
+SuperLink (it keeps retrying on its own; the coordinator's node list shows who
+is connected).  Exit status
 0 when healthy, 1 otherwise, with one line saying what failed.  It reads the
 same TOML files as ``dure coordinator up`` and ``dure factory up`` and imports
 nothing of Dure, so it stays fast enough for a 10 s probe.
@@ -46,8 +49,17 @@ def _http_ok(url: str) -> None:
             raise OSError(f"{url} answered {answer.status}")
 
 
-def check(role: str, config: dict[str, Any]) -> list[str]:
-    """Return what is unhealthy for ``role`` with ``config`` (empty: healthy)."""
+def _unix(path: Path) -> None:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(TIMEOUT_S)
+        sock.connect(str(path))
+
+
+def check(role: str, config: dict[str, Any], base: Path = Path(".")) -> list[str]:
+    """Return what is unhealthy for ``role`` with ``config`` (empty: healthy).
+
+    ``base`` is the folder of the config file (relative paths start there).
+    """
     probes: list[tuple[str, Any]] = []
     if role == "coordinator":
         link, service = config["superlink"], config.get("service", {})
@@ -59,6 +71,8 @@ def check(role: str, config: dict[str, Any]) -> list[str]:
         node = config["supernode"]
         host, port = node.get("host", "127.0.0.1"), int(node["port"])
         probes.append((f"SuperNode {host}:{port}", lambda: _tcp(host, port)))
+        worker = (base / config["home"]).parent / "run" / "worker.sock"
+        probes.append((f"worker {worker}", lambda: _unix(worker)))
     else:
         return [f"unknown role {role!r}: use coordinator or factory"]
     problems = []
@@ -78,7 +92,7 @@ def main(argv: list[str]) -> int:
     role, path = argv
     try:
         config = tomllib.loads(Path(path).read_text())
-        problems = check(role, config)
+        problems = check(role, config, Path(path).resolve().parent)
     except (OSError, tomllib.TOMLDecodeError, KeyError, ValueError) as exc:
         problems = [f"{path}: cannot read the config ({exc!r})"]
     for problem in problems:

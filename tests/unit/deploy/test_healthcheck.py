@@ -88,15 +88,21 @@ def test_a_coordinator_whose_service_is_down_is_unhealthy(
     assert f"service 127.0.0.1:{port}" in capsys.readouterr().err
 
 
-def test_a_factory_is_healthy_only_while_its_supernode_listens(
-    tmp_path: Path, listener: int
+def test_a_factory_is_healthy_only_while_its_supernode_and_worker_listen(
+    tmp_path: Path, listener: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    up = _write(tmp_path / "up.toml", f'[supernode]\nhost = "127.0.0.1"\nport = {listener}\n')
-    down = _write(
-        tmp_path / "down.toml", f'[supernode]\nhost = "127.0.0.1"\nport = {_closed_port()}\n'
-    )
-    assert healthcheck.main(["factory", up]) == 0
-    assert healthcheck.main(["factory", down]) == 1
+    node = '[supernode]\nhost = "127.0.0.1"\nport = {}\n'
+    up = _write(tmp_path / "up.toml", 'home = "site/home"\n' + node.format(listener))
+    down = _write(tmp_path / "down.toml", 'home = "site/home"\n' + node.format(_closed_port()))
+    (tmp_path / "site" / "run").mkdir(parents=True)
+    assert healthcheck.main(["factory", up]) == 1  # no worker yet
+    assert "worker" in capsys.readouterr().err
+    with socket.socket(socket.AF_UNIX) as worker:
+        worker.bind(str(tmp_path / "site" / "run" / "worker.sock"))
+        worker.listen()
+        assert healthcheck.main(["factory", up]) == 0
+        assert healthcheck.main(["factory", down]) == 1
+        assert "SuperNode" in capsys.readouterr().err
 
 
 def test_a_missing_config_or_unknown_role_is_unhealthy(
