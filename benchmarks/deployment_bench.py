@@ -10,39 +10,47 @@ temporary folder, telemetry and update check off), for N in 2, 4, 8:
   torch and trains the 1,000,000-parameter MLP in each ``flwr-clientapp``
   process, and ``FedAvg.start`` (``Grid.send_and_receive``: 3 s between pulls);
   Flower's SuperExec polls for tasks every 1 s (its default).
-- **dure**: each factory runs a warm worker (:mod:`dure.client.federation.worker`,
-  torch and the store loaded once), its SuperNode runs the light ClientApp
+- **dure**: what ``dure factory up`` runs by default (``[supernode] runtime =
+  "worker"``): each factory runs a warm worker (:mod:`dure.client.federation.worker`,
+  torch and the store loaded once) that takes its SuperNode's tasks itself
+  (``--isolation process``, :mod:`dure.client.federation.worker_executor`: no
+  process per task), and the SuperNode runs paced
+  (:mod:`dure.client.federation.supernode`: idle poll ``DURE_BENCH_IDLE_POLL``,
+  reply poll ``DURE_BENCH_REPLY_POLL``, factory.toml's defaults).  The ServerApp
+  is Dure's coordinator (:mod:`benchmarks.deployment_dure_server`: signed job,
+  policy gate, claims, SQLite ledger, signed checkpoints; its exchange pulls
+  every 50 ms, and asks for a reply's contents again after 20 ms).
+- **dure-flower** (``runtime = "flower"``): paced as **dure**, but Flower's
+  SuperExec starts a ``flwr-clientapp`` per task, running the light ClientApp
   (:mod:`dure.client.federation.light`, probed by
-  :mod:`benchmarks.deployment_probe`), and the ServerApp is Dure's coordinator
-  (:mod:`benchmarks.deployment_dure_server`: signed job, policy gate, claims,
-  SQLite ledger, signed checkpoints; its exchange pulls every 50 ms).  The
-  SuperNodes run with ``FLWR_SUPEREXEC_TASK_POLL_INTERVAL`` (Flower's supported
-  setting of its SuperExec's task poll, default 1 s) at ``DURE_BENCH_SUPEREXEC_POLL``.
-- **dure-executor** (experimental): as **dure**, but the SuperNodes run with
-  ``--isolation process`` and each worker runs its SuperNode's tasks itself
-  (:mod:`dure.client.federation.worker_executor`): no process per task.
+  :mod:`benchmarks.deployment_probe`) that forwards the task to the worker; the
+  SuperExec polls for tasks every ``DURE_BENCH_SUPEREXEC_POLL`` seconds
+  (``FLWR_SUPEREXEC_TASK_POLL_INTERVAL``, Flower's setting, default 1 s).
+- **dure-unpaced**: as **dure**, with ``flower-supernode`` itself (Flower's
+  fixed waits: 3 s idle, 0.5 s reply, 1 s before asking again for contents).
 
 Both train the same size of model (about 1,000,000 float32 parameters), 10 local
 Adam steps on 64 rows, every node every round, training rounds only.
 
 Figures per path and N: the median round latency over the rounds after the
 first, its distance from the SuperNode's polling floor (an idle SuperNode
-sleeps 3 s between pulls, and between rounds every SuperNode is idle: its pull
-right after sending its reply finds nothing, since the next round needs every
-reply), and the breakdown of the round's critical path (the last node to
-answer): ``pickup`` (from push until that node's ``flwr-clientapp`` process
-existed: SuperNode and SuperExec polling, process spawn), ``start`` (interpreter
-and Flower's own imports and set-up, until the app module is imported),
-``import`` (the app module's imports), ``call`` (the ClientApp's work; for Dure
-the socket round trip, gate, training and claim in the worker), ``train``,
-``return`` (until the ServerApp has the reply: the SuperNode's 0.5 s reply poll,
-upload, the ServerApp's pull), then ``aggregate`` and ``ledger`` (appends and
-checkpoint) on the coordinator.  Load averages are recorded before and after
-each run: the machine is shared.
+sleeps its idle poll between pulls: 3 s in Flower, the idle poll when paced; and
+between rounds every SuperNode is idle: its pull right after sending its reply
+finds nothing, since the next round needs every reply), and the breakdown of the
+round's critical path (the last node to answer): ``pickup`` (from push until
+that node's ``flwr-clientapp`` process existed: SuperNode and SuperExec polling,
+process spawn), ``start`` (interpreter and Flower's own imports and set-up,
+until the app module is imported), ``import`` (the app module's imports),
+``call`` (the ClientApp's work; for Dure the socket round trip, gate, training
+and claim in the worker), ``train``, ``return`` (until the ServerApp has the
+reply: the SuperNode's reply poll, upload, the ServerApp's pull), then
+``aggregate`` and ``ledger`` (appends and checkpoint) on the coordinator.  Load
+averages are recorded before and after each run: the machine is shared.
 
 Environment: ``DURE_BENCH_DEPLOY_NODES`` (``2,4,8``), ``DURE_BENCH_DEPLOY_ROUNDS``
-(5), ``DURE_BENCH_DEPLOY_PATHS`` (``dure,dure-executor,plain``), ``DURE_BENCH_SUPEREXEC_POLL``
-(``0.1``).
+(5), ``DURE_BENCH_DEPLOY_PATHS`` (``dure,dure-flower,dure-unpaced,plain``),
+``DURE_BENCH_SUPEREXEC_POLL`` (``0.1``), ``DURE_BENCH_IDLE_POLL`` (``0.5``),
+``DURE_BENCH_REPLY_POLL`` (``0.05``).
 """
 
 from __future__ import annotations
@@ -63,6 +71,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks.deployment_cluster import (
+    BIN,
     ROOT,
     cluster,
     flwr_run,
@@ -74,8 +83,12 @@ from dure.client.federation.trainer import LocalResult, LocalTask, train_policy
 console = Console(highlight=False, width=160)
 NODES = tuple(int(n) for n in os.environ.get("DURE_BENCH_DEPLOY_NODES", "2,4,8").split(","))
 ROUNDS = int(os.environ.get("DURE_BENCH_DEPLOY_ROUNDS", "5"))
-PATHS = tuple(os.environ.get("DURE_BENCH_DEPLOY_PATHS", "dure,dure-executor,plain").split(","))
+PATHS = tuple(
+    os.environ.get("DURE_BENCH_DEPLOY_PATHS", "dure,dure-flower,dure-unpaced,plain").split(",")
+)
 SUPEREXEC_POLL = os.environ.get("DURE_BENCH_SUPEREXEC_POLL", "0.1")
+IDLE_POLL = os.environ.get("DURE_BENCH_IDLE_POLL", "0.5")
+REPLY_POLL = os.environ.get("DURE_BENCH_REPLY_POLL", "0.05")
 LOCAL_STEPS, ROWS = 10, 64
 FLOOR_S = 3.0
 
@@ -111,16 +124,23 @@ def run_plain(root: Path, nodes: int) -> dict[str, Any]:
          "train_s": r["train_s"], "valid": r["valid"]}
         for r in server["rounds"]
     ]  # fmt: skip
-    return _summary("plain", nodes, rounds, _tasks(logs), [], load)
+    return _summary("plain", nodes, rounds, _tasks(logs), [], load, FLOOR_S)
 
 
-def run_dure_executor(root: Path, nodes: int) -> dict[str, Any]:
-    """Experimental: the workers run their process-isolated SuperNode's tasks themselves."""
-    return run_dure(root, nodes, executor=True)
+def run_dure_flower(root: Path, nodes: int) -> dict[str, Any]:
+    """``runtime = "flower"``: a ``flwr-clientapp`` per task, the light app, paced."""
+    return run_dure(root, nodes, executor=False)
 
 
-def run_dure(root: Path, nodes: int, *, executor: bool = False) -> dict[str, Any]:
-    """Dure's path: warm workers, light ClientApps, Dure's coordinator (module docstring)."""
+def run_dure_unpaced(root: Path, nodes: int) -> dict[str, Any]:
+    """The default runtime with Flower's own SuperNode waits."""
+    return run_dure(root, nodes, paced=False)
+
+
+def run_dure(
+    root: Path, nodes: int, *, executor: bool = True, paced: bool = True
+) -> dict[str, Any]:
+    """Dure's paths: warm workers, Dure's coordinator (module docstring)."""
     from tests.builders.federation import (
         build_consortium,
         node_config,
@@ -187,7 +207,11 @@ def run_dure(root: Path, nodes: int, *, executor: bool = False) -> dict[str, Any
     load = os.getloadavg()
     options = ("--isolation", "process") if executor else ()
     poll = {"FLWR_SUPEREXEC_TASK_POLL_INTERVAL": SUPEREXEC_POLL}
-    with cluster(root, nodes, node, *options, **poll) as procs:
+    program: tuple[str, ...] = (str(BIN / "flower-supernode"),)
+    if paced:
+        program = (sys.executable, "-m", "dure.client.federation.supernode")
+        program += ("--idle-poll", IDLE_POLL, "--reply-poll", REPLY_POLL)
+    with cluster(root, nodes, node, *options, supernode=program, **poll) as procs:
         started = time.time()
         for index, (site, config, path) in enumerate(zip(sites, configs, sockets, strict=True)):
             argv = [sys.executable, "-m", "dure.client.federation.worker", "--address", str(path)]
@@ -201,8 +225,9 @@ def run_dure(root: Path, nodes: int, *, executor: bool = False) -> dict[str, Any
         warm = time.time() - started
         server = flwr_run(procs, write_app(root, components, run_config), out, 1800)
     trains = _tasks([train_log])
-    name = "dure-executor" if executor else "dure"
-    summary = _summary(name, nodes, server["rounds"], _tasks(logs), trains, load)
+    name = "dure" if executor and paced else "dure-flower" if paced else "dure-unpaced"
+    floor = float(IDLE_POLL) if paced else FLOOR_S
+    summary = _summary(name, nodes, server["rounds"], _tasks(logs), trains, load, floor)
     summary |= {"workers_ready_s": round(warm, 2), "setup_s": round(server["setup_s"], 2)}
     summary["parameters"] = server["parameters"]
     summary["committed"] = sum(r["status"] == "committed" for r in server["rounds"])
@@ -223,6 +248,7 @@ def _summary(
     tasks: list[dict[str, Any]],
     trains: list[dict[str, Any]],
     load: tuple[float, float, float],
+    floor: float,
 ) -> dict[str, Any]:
     later = rounds[1:] or rounds
     latency = statistics.median(r["end"] - r["start"] for r in later)
@@ -234,8 +260,8 @@ def _summary(
         "round_s": round(latency, 3),
         "rounds_s": [round(r["end"] - r["start"], 3) for r in rounds],
         "answered": [r.get("contributors", r.get("valid")) for r in rounds],
-        "floor_s": FLOOR_S,
-        "above_floor_s": round(latency - FLOOR_S, 3),
+        "floor_s": floor,
+        "above_floor_s": round(latency - floor, 3),
         "breakdown_s": breakdown,
         "load_before": [round(x, 2) for x in load],
         "load_after": [round(x, 2) for x in os.getloadavg()],
@@ -282,16 +308,17 @@ def _critical_path(
 def _table(results: list[dict[str, Any]]) -> Table:
     table = Table(
         title=f"Training round on the Deployment Engine, loopback: {ROUNDS} rounds, median of "
-        f"rounds 2+ (1M parameters, {LOCAL_STEPS} local steps); floor: SuperNode idle poll 3 s"
+        f"rounds 2+ (1M parameters, {LOCAL_STEPS} local steps); floor: the SuperNode's idle poll"
     )
-    columns = ["path", "N", "round", "above floor", "pickup", "start", "import", "call"]
+    columns = ["path", "N", "round", "floor", "above floor", "pickup", "start", "import", "call"]
     columns += ["train", "return", "aggr.", "ledger", "load"]
     for column in columns:
         table.add_column(column, justify="left" if column == "path" else "right")
     for r in results:
         b = r["breakdown_s"]
         table.add_row(
-            r["path"], str(r["nodes"]), f"{r['round_s']:.2f} s", f"{r['above_floor_s']:+.2f} s",
+            r["path"], str(r["nodes"]), f"{r['round_s']:.2f} s", f"{r['floor_s']:g} s",
+            f"{r['above_floor_s']:+.2f} s",
             *(f"{b[k]:.2f}" for k in ("pickup", "start", "import", "call", "train", "return")),
             f"{b['aggregate'] * 1e3:.0f} ms", f"{b['ledger'] * 1e3:.0f} ms",
             "/".join(f"{x:.1f}" for x in r["load_before"]),
@@ -336,7 +363,10 @@ def process_cost(repeats: int = 5) -> dict[str, float]:
 def main() -> dict[str, Any]:
     """Run every path for every N (interleaved), print and return the figures."""
     results: list[dict[str, Any]] = []
-    runners = {"dure": run_dure, "plain": run_plain, "dure-executor": run_dure_executor}
+    runners = {
+        "dure": run_dure, "dure-flower": run_dure_flower, "dure-unpaced": run_dure_unpaced,
+        "plain": run_plain,
+    }  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="dure-deploy-bench-") as tmp:
         for nodes in NODES:
             for path in PATHS:

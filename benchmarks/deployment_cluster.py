@@ -91,9 +91,18 @@ class Processes:
 
 @contextmanager
 def cluster(
-    root: Path, nodes: int, node_config: Any, *options: str, **env: str
+    root: Path,
+    nodes: int,
+    node_config: Any,
+    *options: str,
+    supernode: Sequence[str] = (str(BIN / "flower-supernode"),),
+    **env: str,
 ) -> Iterator[Processes]:
-    """A SuperLink and ``nodes`` SuperNodes on free loopback ports; yields the processes."""
+    """A SuperLink and ``nodes`` SuperNodes on free loopback ports; yields the processes.
+
+    ``supernode`` is the SuperNode's command (Flower's ``flower-supernode``, or
+    Dure's paced entry point); ``options`` are added to its arguments.
+    """
     home = root / "flwr-home"
     home.mkdir(parents=True)
     link, *ports = free_ports(1 + nodes)
@@ -123,7 +132,7 @@ def cluster(
             config = " ".join(f"{k}={json.dumps(v)}" for k, v in node_config(index).items())
             processes.start(
                 f"supernode-{index}",
-                [str(BIN / "flower-supernode"), "--insecure", "--superlink",
+                [*supernode, "--insecure", "--superlink",
                  f"127.0.0.1:{link}", "--port", str(port), "--node-config", config, *options],
                 **env,
             )  # fmt: skip
