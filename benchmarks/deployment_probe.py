@@ -30,12 +30,15 @@ __all__ = ["MODULE_STARTED", "ProbedApp", "dure_client", "log_task", "process_st
 
 
 def process_started() -> float:
-    """This process's start, seconds since the epoch (``/proc``, 10 ms resolution)."""
+    """This process's start, seconds since the epoch (``/proc``, 10 ms resolution).
+
+    The boot time is now minus ``CLOCK_BOOTTIME`` (``/proc/stat``'s ``btime`` is
+    whole seconds: up to 1 s off).
+    """
     with open("/proc/self/stat") as handle:
         fields = handle.read().rsplit(")", 1)[1].split()
     ticks = int(fields[19])  # field 22 of stat(5), counted after the command name
-    with open("/proc/stat") as handle:
-        boot = next(int(line.split()[1]) for line in handle if line.startswith("btime"))
+    boot = time.time() - time.clock_gettime(time.CLOCK_BOOTTIME)
     return boot + ticks / os.sysconf("SC_CLK_TCK")
 
 

@@ -4,9 +4,12 @@ The consortium's files come from ``dure consortium init`` through the
 deployment tests' :func:`~tests.integration.deployment.cluster.make_consortium`
 (SQLite ledger and registry here); the processes are started directly, as
 ``dure coordinator up`` and ``dure factory up`` would start them but with
-``--insecure`` transport: a real ``flower-superlink`` and one real
-``flower-supernode`` per site, each SuperNode dialling the SuperLink through its
-own :class:`~tests.integration.leak.proxy.RecordingProxy`.  Jobs run with
+``--insecure`` transport: a real ``flower-superlink``, and per site the warm
+worker running its SuperNode's tasks and the paced SuperNode
+(``python -m dure.client.federation.supernode --isolation process``, Flower's
+``flower-supernode``), as ``factory up`` starts them by default, each SuperNode
+dialling the SuperLink through its own
+:class:`~tests.integration.leak.proxy.RecordingProxy`.  Jobs run with
 ``flwr run`` on a Flower app written by
 :func:`~dure.cli.deployment_coordinator.app_pyproject` (Dure's ServerApp and
 ClientApp, the coordinator's ledger, keys and model registry), exactly what
@@ -23,6 +26,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -152,7 +156,16 @@ def plain_cluster(root: Path, sites: Sequence[str], run: dict[str, str]) -> Iter
         for site in sites:
             proxy = stack.enter_context(recording_proxy(("127.0.0.1", layout.superlink_port)))
             proxies[site] = proxy
-            processes.start(site, _supernode_argv(layout, site, proxy.port), env)
+            node = node_config_argument(
+                load_factory_config(layout.factory_toml(site)).node_config()
+            )
+            (port,) = free_ports(1)
+            worker = [sys.executable, "-m", "dure.client.federation.worker", "--node-config", node]
+            worker += ["--address", str(root / "run" / f"{site}.sock")]
+            processes.start(f"worker-{site}", [*worker, "--runtime-api", f"127.0.0.1:{port}"], env)
+            processes.start(site, _supernode_argv(node, port, proxy.port), env)
+        for site in sites:
+            processes.wait_for(f"worker-{site}", r"dure\.worker ready", timeout=300)
         # stop the processes before the proxies: ExitStack unwinds in reverse
         stack.callback(processes.stop)
         yield PlainCluster(layout, config, processes, env, proxies)
@@ -195,16 +208,16 @@ def _superlink_argv(layout: Layout, config: CoordinatorConfig) -> list[str]:
     ]  # fmt: skip
 
 
-def _supernode_argv(layout: Layout, site: str, superlink_port: int) -> list[str]:
-    factory = load_factory_config(layout.factory_toml(site))
-    (port,) = free_ports(1)
+def _supernode_argv(node: str, port: int, superlink_port: int) -> list[str]:
+    """The paced SuperNode with factory.toml's default polls, its tasks left to the worker."""
     return [
-        str(BIN / "flower-supernode"),
-        "--insecure",
+        sys.executable, "-m", "dure.client.federation.supernode",
+        "--idle-poll", "0.5", "--reply-poll", "0.05",
+        "--insecure", "--isolation", "process",
         "--superlink", f"127.0.0.1:{superlink_port}",
         "--host", "127.0.0.1",
         "--port", str(port),
-        "--node-config", node_config_argument(factory.node_config()),
+        "--node-config", node,
     ]  # fmt: skip
 
 

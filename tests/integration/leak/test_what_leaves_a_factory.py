@@ -1,10 +1,11 @@
 """What leaves a factory: every byte its SuperNode sends, captured on loopback.
 
-A real ``flower-superlink`` and two real ``flower-supernode`` processes run a
-signed two-round job through ``flwr run`` (Dure's ServerApp and ClientApp, the
-ledger on SQLite).  Each SuperNode dials the SuperLink through its own recording
-TCP proxy, so every byte a factory's processes send to the coordinator's side
-is captured (the ClientApp processes talk only to their own SuperNode, on
+A real ``flower-superlink`` and two factories as ``dure factory up`` runs them
+by default (the warm worker running the tasks of its paced ``flower-supernode``)
+run a signed two-round job through ``flwr run`` (Dure's ServerApp and ClientApp,
+the ledger on SQLite).  Each SuperNode dials the SuperLink through its own
+recording TCP proxy, so every byte a factory's processes send to the
+coordinator's side is captured (the worker talks only to its own SuperNode, on
 loopback).  factory-a's store holds an extra episode carrying random markers in
 what stays on site: the operator pseudonym, the cell, a tag, the language
 instruction, the source URI (text marker) and six ``observation.state`` values

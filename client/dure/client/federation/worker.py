@@ -91,7 +91,8 @@ def serve(
     ready
         Called once the socket accepts connections.
     runtime_api
-        Experimental: also run the tasks of the SuperNode (``--isolation process``)
+        Also run the tasks of the SuperNode (``--isolation process``; ``dure factory
+        up``'s default)
         whose Runtime API is at this ``host:port``
         (:mod:`~dure.client.federation.worker_executor`).
 
@@ -249,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--address", required=True, type=Path, help="the Unix socket")
     parser.add_argument("--trainer", help="module:function of a Trainer (tests, benchmarks)")
     parser.add_argument(
-        "--runtime-api", help="experimental: run a process-isolated SuperNode's tasks"
+        "--runtime-api", help="run the tasks of the process-isolated SuperNode at HOST:PORT"
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s dure.worker %(message)s")

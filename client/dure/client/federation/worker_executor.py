@@ -1,4 +1,4 @@
-"""Experimental: the warm worker as its SuperNode's task executor (no process per task).
+"""The warm worker as its SuperNode's task executor (no process per task).
 
 With ``flower-supernode --isolation process`` a SuperNode starts no SuperExec:
 an executor next to it acquires each task from the SuperNode's Runtime API
@@ -31,11 +31,13 @@ What it guarantees:
 - **Clean stop**: :meth:`TaskExecutor.stop` lets a running task finish, takes
   no new one, and returns.
 
-Consequences, and why this is not the default: it speaks Flower's Runtime API
-(an interface between Flower's own components: ``flwr.supercore`` and
-``flwr.supernode.runtime``, stable within the pinned ``flwr>=1.41,<1.43``, not
-promised beyond), and the consortium cannot ship ClientApp code to a factory.
-Tasks run one at a time, sharing the worker's lock with the socket server.
+Consequences: it speaks Flower's Runtime API (an interface between Flower's own
+components: ``flwr.supercore`` and ``flwr.supernode.runtime``, checked for the
+pinned ``flwr>=1.41,<1.43``, not promised beyond), and the consortium cannot
+ship ClientApp code to a factory.  ``dure factory up`` runs it by default
+(``[supernode] runtime = "worker"``); ``runtime = "flower"`` falls back to
+Flower's SuperExec.  Tasks run one at a time, sharing the worker's lock with
+the socket server.
 """
 
 from __future__ import annotations
