@@ -101,6 +101,15 @@ class ExecutorCluster:
             text=True,
         )
 
+    def start_job_until_training(self, job_id: str, site: str) -> subprocess.Popen[str]:
+        """Start a one-round job; return once ``site``'s worker is inside its 2 s training."""
+        before = self.trained(site)
+        running = self.start_job(sign_job(self.cluster.layout, rounds=1, job_id=job_id))
+        while self.trained(site) == before:
+            assert running.poll() is None, running.communicate()[0][-4000:]
+            time.sleep(0.05)
+        return running
+
     def trained(self, site: str) -> int:
         """How many training tasks ``site``'s worker has started."""
         path = self.marks[site]
@@ -211,12 +220,7 @@ def test_a_worker_stopped_while_training_answers_its_task_before_it_exits(
     executors: ExecutorCluster,
 ) -> None:
     cluster = executors.cluster
-    job = sign_job(cluster.layout, rounds=1, job_id="bc-executor-stop")
-    before = executors.trained("factory-a")
-    running = executors.start_job(job)
-    while executors.trained("factory-a") == before:  # inside its 2 s training task
-        assert running.poll() is None, running.communicate()[0][-4000:]
-        time.sleep(0.05)
+    running = executors.start_job_until_training("bc-executor-stop", "factory-a")
     worker = cluster.processes.children["worker-factory-a"]
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(60) == 0, cluster.processes.log("worker-factory-a")[-3000:]
@@ -234,12 +238,7 @@ def test_a_worker_killed_while_training_is_ledgered_and_the_run_ends(
     executors: ExecutorCluster,
 ) -> None:
     cluster = executors.cluster
-    job = sign_job(cluster.layout, rounds=1, job_id="bc-executor-2")
-    before = executors.trained("factory-b")
-    running = executors.start_job(job)
-    while executors.trained("factory-b") == before:  # inside its training task
-        assert running.poll() is None, running.communicate()[0][-4000:]
-        time.sleep(0.05)
+    running = executors.start_job_until_training("bc-executor-2", "factory-b")
     os.kill(cluster.processes.children["worker-factory-b"].pid, signal.SIGKILL)
     output = running.communicate(timeout=300)[0]  # the round's timeout is 20 s
     entries = [e for e in cluster.entries() if getattr(e, "job_id", "") == "bc-executor-2"]

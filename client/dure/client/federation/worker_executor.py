@@ -36,14 +36,17 @@ components: ``flwr.supercore`` and ``flwr.supernode.runtime``, checked for the
 pinned ``flwr>=1.41,<1.43``, not promised beyond), and the consortium cannot
 ship ClientApp code to a factory.  ``dure factory up`` runs it by default
 (``[supernode] runtime = "worker"``); ``runtime = "flower"`` falls back to
-Flower's SuperExec.  Tasks run one at a time, sharing the worker's lock with
-the socket server.
+Flower's SuperExec.  Each task runs in a thread of its own (pulling its input,
+pushing its reply), as Flower runs a process per task, so a task whose contents
+never arrive cannot hold up the next; the ClientApp answers one task at a time,
+under the worker's lock shared with the socket server.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 import httpx
@@ -92,6 +95,7 @@ _TASK_PATIENCE = 45.0  # seconds a task's call is retried (the claim lapses at 6
 _HEARTBEAT = 10.0  # seconds between task heartbeats (Flower: about 20 s)
 _BACKOFF = (0.5, 10.0)  # first and longest wait after a failed AcquireTask
 _CONTENT_BACKOFF = (0.02, 0.5)  # first and longest wait for a message's contents
+_CONTENT_PATIENCE = 900.0  # seconds to wait for them (Flower: 7200)
 
 
 class TaskExecutor:
@@ -104,7 +108,7 @@ class TaskExecutor:
     runtime_api
         The SuperNode's Runtime API, ``host:port`` (insecure, loopback).
     lock
-        Held while a task runs (shared with the socket server).
+        Held while the ClientApp answers a task (shared with the socket server).
     poll
         Seconds between two requests for a task when none is waiting.
     clientapps
@@ -125,16 +129,20 @@ class TaskExecutor:
         self._clientapps = clientapps
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self.run, name="dure-executor", daemon=True)
+        self._tasks: set[threading.Thread] = set()
 
     def start(self) -> None:
         """Start acquiring tasks in a background thread."""
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Take no new task; wait up to ``timeout`` seconds for the running one."""
+        """Take no new task; wait up to ``timeout`` seconds for the running ones."""
         self._stopping.set()
-        if self._thread.is_alive():
+        deadline = time.monotonic() + timeout
+        if self._thread.is_alive():  # first: it is the only one that adds tasks
             self._thread.join(timeout)
+        for thread in list(self._tasks):
+            thread.join(max(deadline - time.monotonic(), 0))
 
     def run(self) -> None:
         """Acquire and answer tasks until :meth:`stop` (the thread's body)."""
@@ -156,12 +164,24 @@ class TaskExecutor:
                     _log.info("the SuperNode at %s is reachable again", self._address)
                     failures = 0
                 if acquired.HasField("task") and acquired.token:
-                    with self._lock:
-                        self._run_task(acquired.token)
+                    self._start_task(acquired.token)
                 else:
                     self._stopping.wait(self._poll)
         finally:
             client.close()
+
+    def _start_task(self, token: str) -> None:
+        """Run one task in a thread of its own, as Flower runs a process per task.
+
+        A task whose contents never arrive (its run ended while the SuperNode was
+        receiving it: Flower 1.41 leaves such a task pending) must not keep the
+        next tasks waiting; only the ClientApp's call takes the lock.
+        """
+        self._tasks = {thread for thread in self._tasks if thread.is_alive()}
+        thread = threading.Thread(target=self._run_task, args=(token,), name="dure-task")
+        thread.daemon = True
+        self._tasks.add(thread)
+        thread.start()
 
     def _run_task(self, token: str) -> None:
         """What ``flwr-clientapp`` does for one task, without installing or loading the FAB."""
@@ -195,7 +215,8 @@ class TaskExecutor:
             push_message(client, reply, context)
             return context, SubStatus.FAILED, details
         try:
-            reply = self._call(message, context)
+            with self._lock:
+                reply = self._call(message, context)
             status, details = SubStatus.COMPLETED, ""
         except Exception as exc:  # as flwr-clientapp answers a ClientApp exception
             _log.exception("the ClientApp raised")
@@ -212,7 +233,9 @@ def _pull_task_input(client: RuntimeHttpClient) -> tuple[Message, Context, Fab]:
     Flower's own ``pull_task_input`` waits 1 s (then 2, 4 … up to 10 s) when it
     asks for contents the SuperNode has not stored yet, and the SuperNode offers
     the task before its contents are stored: that first early ask cost a second
-    on every round.  This asks again after 20 ms, doubling up to 0.5 s.
+    on every round.  This asks again after 20 ms, doubling up to 0.5 s, and
+    gives up after 15 minutes (a task whose run ended while the SuperNode was
+    receiving it never gets its contents).
     """
     task = client.PullTaskInput(PullTaskInputRequest())
     TaskIdentity.task_id, TaskIdentity.run_id = task.task_id, task.run.run_id
@@ -229,6 +252,7 @@ def _pull_task_input(client: RuntimeHttpClient) -> tuple[Message, Context, Fab]:
             client.ConfirmMessageReceived, node, context.run_id
         ),
         return_type=Message,
+        max_time=_CONTENT_PATIENCE,
         initial_backoff=_CONTENT_BACKOFF[0],
         backoff_cap=_CONTENT_BACKOFF[1],
     )
