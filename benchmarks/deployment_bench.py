@@ -78,6 +78,7 @@ from benchmarks.deployment_cluster import (
     wait_for,
     write_app,
 )
+from dure.cli.deployment_config import SuperNodeConfig
 from dure.client.federation.trainer import LocalResult, LocalTask, train_policy
 
 console = Console(highlight=False, width=160)
@@ -87,8 +88,9 @@ PATHS = tuple(
     os.environ.get("DURE_BENCH_DEPLOY_PATHS", "dure,dure-flower,dure-unpaced,plain").split(",")
 )
 SUPEREXEC_POLL = os.environ.get("DURE_BENCH_SUPEREXEC_POLL", "0.1")
-IDLE_POLL = os.environ.get("DURE_BENCH_IDLE_POLL", "0.5")
-REPLY_POLL = os.environ.get("DURE_BENCH_REPLY_POLL", "0.05")
+_FACTORY = SuperNodeConfig.model_fields  # factory.toml's defaults
+IDLE_POLL = os.environ.get("DURE_BENCH_IDLE_POLL", str(_FACTORY["idle_poll"].default))
+REPLY_POLL = os.environ.get("DURE_BENCH_REPLY_POLL", str(_FACTORY["reply_poll"].default))
 LOCAL_STEPS, ROWS = 10, 64
 FLOOR_S = 3.0
 

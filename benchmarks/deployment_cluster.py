@@ -19,13 +19,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.integration.deployment.cluster import free_ports
+
 __all__ = [
     "BIN",
     "ROOT",
     "Processes",
     "cluster",
     "flwr_run",
-    "free_ports",
     "port_open",
     "wait_for",
     "write_app",
@@ -33,17 +34,6 @@ __all__ = [
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def wait_for(check: Any, what: str, timeout: float = 180.0) -> None:

@@ -38,7 +38,6 @@ from flwr.serverapp import Grid
 from dure.policies.contribution import ContributionClaim
 from dure.policies.entries import (
     AggregateCommitted,
-    ContributionAccepted,
     ContributionRejected,
     LedgerEntry,
     RoundOpened,
@@ -48,6 +47,7 @@ from dure.policies.policy import UsagePolicy
 from dure.policies.signed import Opened
 from dure.server.federation.admission import MAX_REASONS, admit, reason_lines
 from dure.server.federation.aggregation import aggregate, proximal_mu
+from dure.server.federation.commit import commit_round
 from dure.server.federation.errors import FederationError
 from dure.server.federation.exchange import exchange
 from dure.server.federation.run import RoundReport, RunSettings, RunState, Services, round_lr
@@ -266,38 +266,10 @@ def _commit(
     )
     sites = tuple(a.site for a in kept)
     epsilon = state.privacy.compose(sites, len(sites)) if state.privacy is not None else None
-    record = services.models.put(
-        model, parent=state.model_digest, job_id=job.job_id, round=round, contributors=sites
+    contributions = [(a.site, a.claim, a.claim.document.update_digest) for a in kept]
+    return commit_round(
+        services, state, round, contributions, model, now=now, secure=False, epsilon=epsilon
     )
-    entries: list[LedgerEntry] = [
-        ContributionAccepted(
-            time=now,
-            job_id=job.job_id,
-            round=round,
-            site=a.site,
-            update_digest=a.claim.document.update_digest,
-            examples=a.claim.document.examples,
-            episodes_root=a.claim.document.episodes_root,
-            policy_id=a.claim.document.policy_id,
-            claim_id=a.claim.document_id,
-            secure=False,
-        )
-        for a in kept
-    ]
-    entries.append(
-        AggregateCommitted(
-            time=now,
-            job_id=job.job_id,
-            round=round,
-            model_digest=record.digest,
-            parent_model=state.model_digest,
-            contributors=sites,
-            epsilon_spent=epsilon,
-            strategy=job.aggregation.strategy,
-        )
-    )
-    state.model, state.model_digest = model, record.digest
-    return entries
 
 
 def _last_epsilon(entries: Sequence[LedgerEntry]) -> str | None:

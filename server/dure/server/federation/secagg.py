@@ -59,15 +59,11 @@ from flwr.server.workflow import SecAggPlusWorkflow
 from flwr.server.workflow.secure_aggregation.secaggplus_workflow import WorkflowState
 from flwr.serverapp import Grid
 
-from dure.policies.entries import (
-    AggregateCommitted,
-    ContributionAccepted,
-    ContributionRejected,
-    LedgerEntry,
-)
+from dure.policies.entries import ContributionRejected, LedgerEntry
 from dure.policies.job import JobManifest
 from dure.policies.policy import UsagePolicy
 from dure.server.federation.admission import MAX_REASONS
+from dure.server.federation.commit import commit_round
 from dure.server.federation.errors import FederationError
 from dure.server.federation.run import RoundReport, RunSettings, RunState, Services
 from dure.server.federation.secagg_grid import Evidence, SecureGrid, judge_masked
@@ -351,45 +347,19 @@ def _commit(
 ) -> tuple[RoundReport, list[LedgerEntry]]:
     job, now = state.job.document, services.clock()
     sites = tuple(sorted(accepted))
-    record = services.models.put(
-        model, parent=state.model_digest, job_id=job.job_id, round=round, contributors=sites
-    )
     why = {site: _lines(reasons) for site, reasons in rejected.items()}
     entries: list[LedgerEntry] = [
         ContributionRejected(time=now, job_id=job.job_id, round=round, site=s, reasons=r)
         for s, r in sorted(why.items())
     ]
-    entries += [
-        ContributionAccepted(
-            time=now,
-            job_id=job.job_id,
-            round=round,
-            site=site,
-            update_digest=accepted[site].digest,
-            examples=accepted[site].claim.document.examples,
-            episodes_root=accepted[site].claim.document.episodes_root,
-            policy_id=accepted[site].claim.document.policy_id,
-            claim_id=accepted[site].claim.document_id,
-            secure=True,
-        )
-        for site in sites
-    ]
-    entries.append(
-        AggregateCommitted(
-            time=now,
-            job_id=job.job_id,
-            round=round,
-            model_digest=record.digest,
-            parent_model=state.model_digest,
-            contributors=sites,
-            epsilon_spent=None,
-            strategy=job.aggregation.strategy,
-        )
+    contributions = [(site, accepted[site].claim, accepted[site].digest) for site in sites]
+    entries += commit_round(
+        services, state, round, contributions, model, now=now, secure=True, epsilon=None
     )
-    state.model, state.model_digest = model, record.digest
     report = RoundReport(
-        round, "committed", sampled, contributors=sites, rejected=why, model_digest=record.digest
-    )
+        round, "committed", sampled, contributors=sites, rejected=why,
+        model_digest=state.model_digest,
+    )  # fmt: skip
     return report, entries
 
 
