@@ -156,7 +156,10 @@ def _path(loc: Sequence[int | str]) -> str:
 
 
 def _shorten(value: object) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an integer past Python's 4,300-digit conversion limit
+        return "<a value too large to show>"
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -30,6 +30,8 @@ from dure.policies.note import Ed25519Verifier
 
 __all__ = ["Receipt", "verify_receipt"]
 
+_MAX_SIZE = 2**64 - 1  # SPEC: c2sp.org/tlog-checkpoint, tree sizes are uint64
+
 
 def _check_b64_digest(text: str) -> str:
     try:
@@ -50,8 +52,8 @@ class Receipt(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    index: Annotated[StrictInt, Field(ge=0)]
-    size: Annotated[StrictInt, Field(ge=1)]
+    index: Annotated[StrictInt, Field(ge=0, le=_MAX_SIZE)]
+    size: Annotated[StrictInt, Field(ge=1, le=_MAX_SIZE)]
     hashes: tuple[Annotated[StrictStr, AfterValidator(_check_b64_digest)], ...]
     checkpoint: StrictStr
 
