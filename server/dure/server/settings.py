@@ -25,6 +25,11 @@ variable                    setting
                             files holding one
 ``DURE_WITNESS_QUORUM``     ``witness_quorum``: cosignatures a checkpoint needs
                             before it is published (0: published at once)
+``DURE_DOCS_ASSETS``        ``docs_assets``: a folder holding ``swagger-ui-bundle.js``
+                            and ``swagger-ui.css`` (npm ``swagger-ui-dist``); when
+                            set, ``/docs`` serves Swagger UI from it, and only from
+                            it.  Unset (the default): no ``/docs``, no ``/redoc``;
+                            ``/openapi.json`` is always served
 ==========================  ====================================================
 """
 
@@ -66,6 +71,7 @@ _ENV: dict[str, str] = {
     "DURE_LOG_LEVEL": "log_level",
     "DURE_WITNESS_KEYS": "witness_keys",
     "DURE_WITNESS_QUORUM": "witness_quorum",
+    "DURE_DOCS_ASSETS": "docs_assets",
 }
 
 
@@ -89,6 +95,7 @@ class ServiceSettings(BaseModel):
     log_level: str = "INFO"
     witness_keys: tuple[str, ...] = ()
     witness_quorum: int = Field(0, ge=0, le=100)
+    docs_assets: Path | None = None
 
     @field_validator("operator_keys")
     @classmethod

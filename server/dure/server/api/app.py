@@ -2,7 +2,10 @@
 
 Nothing is built at import time.  :func:`create_app` wires the routers, the
 problem handlers (one error catalog, :mod:`~dure.server.api.problems`), the
-observability middleware and ``/metrics``; it builds the
+observability middleware and ``/metrics``, and the security headers on every
+response (:mod:`~dure.server.api.headers`).  ``/openapi.json`` is always
+served; ``/docs`` (Swagger UI) only from local assets the settings name
+(``docs_assets``), never from a CDN, and ``/redoc`` never; it builds the
 :class:`~dure.server.api.services.Services` from the settings unless given
 some (tests pass their own), and closes what it built at shutdown.
 :func:`app_from_env` is the factory ``uvicorn --factory`` calls for workers.
@@ -13,14 +16,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
+from starlette.staticfiles import StaticFiles
 
+from dure.policies.errors import DocumentError
 from dure.server.api.fastpath import ProofFastPath
+from dure.server.api.headers import SecurityHeaders
 from dure.server.api.observability import Metrics, Observability
 from dure.server.api.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from dure.server.api.routes import dashboard, jobs, ledger, members, models, policies, sites
@@ -72,6 +80,8 @@ def create_app(settings: ServiceSettings, *, services: Services | None = None) -
         version="1",
         summary="Registry, jobs, rounds, lineage and the audit ledger of a Dure consortium.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.services = ready
     app.state.metrics = Metrics(
@@ -81,9 +91,12 @@ def create_app(settings: ServiceSettings, *, services: Services | None = None) -
     for router in _ROUTERS:
         app.include_router(router)
     _operations(app)
+    if settings.docs_assets is not None:
+        _swagger_ui(app, settings.docs_assets)
     install_problem_handlers(app)
     app.add_middleware(ProofFastPath)
     app.add_middleware(Observability, metrics=app.state.metrics, max_body=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)  # outermost: also on what the middleware answers
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
@@ -103,6 +116,31 @@ def _operations(app: FastAPI) -> None:
     def healthz() -> dict[str, str]:
         """Liveness: the process answers."""
         return {"status": "ok"}
+
+
+_SWAGGER_ASSETS = ("swagger-ui-bundle.js", "swagger-ui.css")
+
+
+def _swagger_ui(app: FastAPI, folder: Path) -> None:
+    """Serve Swagger UI at ``/docs`` from ``folder`` only (no CDN, no external favicon)."""
+    missing = [name for name in _SWAGGER_ASSETS if not (folder / name).is_file()]
+    if missing:
+        raise DocumentError(
+            f"coordinator settings: docs_assets {folder} lacks {', '.join(missing)}",
+            hint="Point DURE_DOCS_ASSETS at the dist folder of npm's swagger-ui-dist, "
+            "or unset it to serve /openapi.json only.",
+        )
+    app.mount("/docs/assets", StaticFiles(directory=folder), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/dashboard/favicon.svg",
+        )
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:

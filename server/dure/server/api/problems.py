@@ -9,6 +9,9 @@ body is ``{"code", "title", "detail", "hint", "reasons"}``:
   refused release);
 - a request FastAPI cannot validate (body, path, query) answers 422
   ``server.request`` naming each failing field;
+- a body FastAPI cannot parse as JSON (nested too deeply, an integer too long
+  for Python, any other parse failure it reports as 400) answers the
+  catalog's 422 ``server.request``, naming the problem;
 - an unknown route 404 ``server.not_found``, another HTTP error its status
   under ``server.request`` (413 ``server.body_too_large``);
 - anything else is a bug: 500 ``dure.error``, logged with its traceback, with
@@ -81,6 +84,10 @@ def _field(error: Any) -> str:
 
 
 def _http(request: Request, exc: HTTPException) -> Response:
+    if exc.status_code == 400:  # FastAPI's "error parsing the body": a request error
+        return problem_response(
+            422, RequestError.code, _unparsable(exc.__cause__), RequestError.default_hint
+        )
     if exc.status_code == 404:
         code, hint = NotFoundError.code, "docs/api.md lists every route."
     elif exc.status_code == 413:
@@ -91,6 +98,14 @@ def _http(request: Request, exc: HTTPException) -> Response:
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
     return response
+
+
+def _unparsable(cause: BaseException | None) -> str:
+    if isinstance(cause, RecursionError):
+        return "request body is not JSON the API reads: nested too deeply"
+    if isinstance(cause, ValueError) and "integer" in str(cause):
+        return "request body is not JSON the API reads: an integer with too many digits"
+    return "request body is not JSON the API reads"
 
 
 def _unexpected(request: Request, exc: Exception) -> Response:

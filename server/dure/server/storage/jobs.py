@@ -4,7 +4,10 @@
 operator keys (:func:`~dure.server.federation.registry.open_job`), stores it
 verbatim and re-opens it on every read.  A job id and a job digest are each
 registered once: signing the same job id again with other content is a
-:class:`ConflictError` (sign a new job id instead).  Given the ledger store on
+:class:`ConflictError` (sign a new job id instead).  A job whose ``expires`` is
+not after the registration time is refused (:class:`ExpiredError`, ``403
+kernel.expired``), as ``dure job verify`` refuses it: nothing is stored or
+ledgered.  Given the ledger store on
 the same engine, :meth:`SqlJobStore.register_ledgered` stores the job and
 appends its ``job_signed`` entry in one transaction.
 """
@@ -21,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from dure.policies.dsse import Envelope
 from dure.policies.entries import JobSigned
-from dure.policies.errors import DureError
+from dure.policies.errors import DureError, ExpiredError
 from dure.policies.job import JobManifest
 from dure.policies.keys import VerifyKey
 from dure.policies.literals import format_timestamp
@@ -98,6 +101,12 @@ class SqlJobStore:
     ) -> tuple[JobRecord, JobSigned, int]:
         opened = open_job(envelope, self._keys)
         job = opened.document
+        if job.expires <= now:
+            raise ExpiredError(
+                f"job {job.job_id!r} expired at {format_timestamp(job.expires)}, before its "
+                f"registration at {format_timestamp(now)}",
+                hint="Sign the job again with a later expires (dure job sign), then register it.",
+            )
         registered = format_timestamp(now.replace(microsecond=0))
         entry = job_signed_entry(opened, now)
 
