@@ -117,3 +117,34 @@ def test_ingest_commits_through_the_store_and_a_second_ingest_adds_nothing(
         stored = store.read(receipt.added[0].episode_id)
         assert stored.context.task == shift[0].task
         assert stored.provenance.source_rates_hz["/robot/joint_states"] == 500.0
+
+
+def test_linear_resampling_of_the_csv_style_interpolates_its_own_samples(
+    shift: list[SimulatedEpisode], tmp_path: Path
+) -> None:
+    """The CSV logs at 100 Hz onto an 80 fps grid: most frames fall between two rows.
+
+    Each frame must be the linear interpolation of the two rows around it (read here
+    straight from the file), which zero-order hold is not, and the provenance must say
+    ``linear``.
+    """
+    import pyarrow.csv as pacsv
+
+    data, profile_path = write_style("csv", shift, tmp_path)
+    profile = load_profile(profile_path)
+    assert profile.resampling.value == "linear"
+    column = profile.features["action"][0].fields[0]
+    for got in iter_episodes(data, profile):
+        table = pacsv.read_csv(
+            got.provenance.source_uri,
+            parse_options=pacsv.ParseOptions(delimiter=profile.csv.delimiter),
+            convert_options=pacsv.ConvertOptions(decimal_point=profile.csv.decimal),
+        )
+        t_ms = table.column(profile.time.column).to_numpy().astype(np.float64)
+        values = table.column(column).to_numpy().astype(np.float64)
+        grid_ms = t_ms[0] + got.frames.timestamp * 1e3
+        want = np.interp(grid_ms, t_ms, values)
+        held = values[np.searchsorted(t_ms, grid_ms + 1e-6, side="right") - 1]
+        assert np.abs(want - held).max() > 1e-3  # the two methods differ on this data
+        np.testing.assert_allclose(got.frames.action[:, 0], want, rtol=1e-5, atol=1e-5)
+        assert got.provenance.resampling.value == "linear"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +14,7 @@ from dure.client.episodes.resample import (
     hold_tolerance_ns,
     linear,
     n_frames_between,
+    resample,
     seconds_to_ns,
     zoh,
 )
@@ -123,3 +125,23 @@ def test_n_frames_counts_the_end_frame_inclusively() -> None:
     assert n_frames_between(0, 12_500_000, 80) == 2
     assert n_frames_between(0, 12_499_999, 80) == 2  # within the hold tolerance
     assert n_frames_between(0, 12_400_000, 80) == 1
+
+
+def test_resample_runs_the_method_asked_for_and_reports_it() -> None:
+    """Between two samples linear gives the weighted mean, zero-order hold the earlier one."""
+    t = np.array([0, NS_PER_S], dtype=np.int64)
+    v = np.array([[0.0, 10.0], [1.0, 30.0]])
+    grid = frame_grid(0, 5, 4)  # 0, 0.25, 0.5, 0.75, 1.0 s
+    lin = resample("linear", t, v, grid, 4)
+    assert lin.method == "linear"
+    np.testing.assert_allclose(lin.values[:, 0], [0.0, 0.25, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(lin.values[:, 1], [10.0, 15.0, 20.0, 25.0, 30.0])
+    held = resample("zoh", t, v, grid, 4)
+    assert held.method == "zoh"
+    np.testing.assert_allclose(held.values[:, 0], [0.0, 0.0, 0.0, 0.0, 1.0])
+
+
+def test_resample_refuses_an_unknown_method() -> None:
+    t = np.array([0], dtype=np.int64)
+    with pytest.raises(ValueError, match="unknown resampling method"):
+        resample("cubic", t, [[1.0]], t, 10)  # type: ignore[arg-type]

@@ -156,8 +156,74 @@ def test_too_short_an_episode_is_refused() -> None:
         standardise(raw(end_ns=START), PROFILE, "test/1")
 
 
-def test_linear_resampling_is_declared_and_interpolates() -> None:
-    profile = SiteProfile.model_validate({**PROFILE.model_dump(), "resampling": "linear"})
-    ep = standardise(raw(), profile, "test/1")
-    assert ep.provenance.resampling.value == "linear"
+LINEAR = SiteProfile.model_validate({**PROFILE.model_dump(), "resampling": "linear"})
+ZOH = PROFILE
+
+
+def five_hz_ramp() -> dict[str, list[Stream]]:
+    """The action sampled at 5 Hz (between every other grid point), -1 .. 1."""
+    return replaced("action", 0, stream("/cmd", 5, np.linspace(-1, 1, 6)))
+
+
+def test_linear_resampling_interpolates_between_samples_and_says_so() -> None:
+    ep = standardise(raw(features=five_hz_ramp()), LINEAR, "test/1")
+    # grid points halfway between two 5 Hz samples get the mean of the two
     np.testing.assert_allclose(ep.frames.action[:, 0], np.linspace(-1, 1, 11), atol=1e-6)
+    assert ep.provenance.resampling.value == "linear"
+
+
+def test_zero_order_hold_holds_between_samples_and_says_so() -> None:
+    ep = standardise(raw(features=five_hz_ramp()), ZOH, "test/1")
+    held = np.repeat(np.linspace(-1, 1, 6), 2)[:11]
+    np.testing.assert_allclose(ep.frames.action[:, 0], held, atol=1e-6)
+    assert ep.provenance.resampling.value == "zoh"
+
+
+def test_samples_stamped_at_the_same_time_are_accepted_and_the_last_wins() -> None:
+    t = START + np.array([0, 3, 5, 5, 8, 10], dtype=np.int64) * (S // 10)
+    cmd = Stream("/cmd", t, np.array([[0.0], [0.1], [0.2], [0.5], [0.8], [1.0]]))
+    for profile in (LINEAR, ZOH):
+        ep = standardise(raw(features=replaced("action", 0, cmd)), profile, "test/1")
+        assert ep.frames.action[5, 0] == pytest.approx(0.5)
+
+
+DAY = 86_400 * S
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        # one wrong stamp 31 years before the rest: the grid would be 10^10 frames
+        ({"start_ns": START - 10**18}, "max_episode_s"),
+        ({"end_ns": START + 2 * DAY}, "max_episode_s"),
+        ({"end_ns": START - S}, "before it starts"),
+        ({"end_ns": 2**63 - 1}, "out of range"),
+        (
+            {
+                "success": Stream(
+                    "/ok", START + np.array([0, 10**18, 1], np.int64), np.zeros((3, 1))
+                )
+            },
+            "backwards",
+        ),
+    ],
+)
+def test_time_is_checked_and_the_span_bounded_before_the_grid_is_allocated(
+    changes: dict[str, Any], words: str
+) -> None:
+    with pytest.raises(IngestError) as info:
+        standardise(raw(**changes), PROFILE, "test/1")
+    assert words in info.value.message, info.value.message
+    assert info.value.hint
+
+
+def test_a_longer_episode_passes_when_the_profile_raises_the_limit() -> None:
+    two_s = SiteProfile.model_validate(
+        {**PROFILE.model_dump(), "validation": {"max_gap_s": 3.0, "max_episode_s": 2.0}}
+    )
+    short = two_s.model_copy(
+        update={"validation": two_s.validation.model_copy(update={"max_episode_s": 0.5})}
+    )
+    with pytest.raises(IngestError, match=r"max_episode_s = 0\.5 s"):
+        standardise(raw(), short, "test/1")
+    assert standardise(raw(), two_s, "test/1").n_frames == 11

@@ -283,6 +283,12 @@ class ValidationSpec(BaseModel):
 
     max_gap_s: float = Field(default=0.5, gt=0, allow_inf_nan=False)
     min_frames: int = Field(default=2, ge=1)
+    max_episode_s: float = Field(default=3600.0, gt=0, le=7 * 86_400, allow_inf_nan=False)
+    """Longest episode accepted, in seconds (checked before the frame grid is allocated).
+
+    A longer span is refused: it is almost always a wrong timestamp or a missing cut.
+    Split long recordings into episodes (``segmentation``), or raise this limit.
+    """
     ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
 
     @field_validator("ranges")

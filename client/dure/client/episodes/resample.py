@@ -20,7 +20,7 @@ Contract
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +29,7 @@ __all__ = [
     "NS_PER_S",
     "FloatArray",
     "IntArray",
+    "Resampled",
     "frame_grid",
     "frame_period_ns",
     "hold_tolerance_ns",
@@ -112,14 +113,35 @@ def linear(t_src: IntArray, values: npt.ArrayLike, t_grid: IntArray, fps: int) -
     return data[left] * (1.0 - weight) + data[right] * weight
 
 
+class Resampled(NamedTuple):
+    """The resampled values and the method that produced them (for the provenance)."""
+
+    values: FloatArray
+    method: Literal["zoh", "linear"]
+
+
 def resample(
     method: Literal["zoh", "linear"],
     t_src: IntArray,
     values: npt.ArrayLike,
     t_grid: IntArray,
     fps: int,
-) -> FloatArray:
-    """Resample with the named method (``"zoh"`` or ``"linear"``)."""
+) -> Resampled:
+    """Resample with the named method (``"zoh"`` or ``"linear"``).
+
+    Returns
+    -------
+    Resampled
+        The values on the grid and the method that ran, which the provenance records
+        (never copied from the request, so what is recorded is what happened).
+
+    Raises
+    ------
+    ValueError
+        If ``method`` is neither ``"zoh"`` nor ``"linear"``.
+    """
     if method == "zoh":
-        return zoh(t_src, values, t_grid, fps)
-    return linear(t_src, values, t_grid, fps)
+        return Resampled(zoh(t_src, values, t_grid, fps), "zoh")
+    if method == "linear":
+        return Resampled(linear(t_src, values, t_grid, fps), "linear")
+    raise ValueError(f"unknown resampling method {method!r}")

@@ -5,12 +5,18 @@ Pure numpy (no files).  Importers decode a source and cut it into
 source rates); :func:`standardise` then, for each feature source of the
 :class:`~dure.client.episodes.profile.SiteProfile`:
 
-1. checks the stream (non-empty, 2-D, times non-decreasing, no NaN/inf, no gap longer
+0. before anything is allocated, checks every stream's times (non-decreasing:
+   samples stamped at the same time are allowed and the last of them wins) and bounds
+   the episode: at most ``validation.max_episode_s`` seconds and
+   :data:`MAX_EPISODE_FRAMES` frames, so one wrong timestamp cannot make the frame
+   grid huge,
+1. checks the stream (non-empty, 2-D, no NaN/inf, no gap longer
    than ``validation.max_gap_s``, covering the episode),
 2. selects and reorders its elements (by name or index, ``select``),
 3. converts units to SI (``value * factor`` per column, :data:`UNIT_TABLE`),
 4. resamples onto the grid ``start + i / fps`` (zero-order hold or linear, as declared
-   in the profile and recorded in the provenance; success and reward always hold),
+   in the profile; the provenance records the method the resampler reports it ran;
+   success and reward always hold),
 5. checks ranges (``validation.ranges``) and float32 overflow,
 
 and builds the episode with its context, outcome and provenance, then validates it.
@@ -42,6 +48,7 @@ from dure.client.episodes.schema import (
     EpisodeOutcome,
     Frames,
     Provenance,
+    Resampling,
     SensorConfig,
     SuccessDefinition,
     frame_timestamps,
@@ -49,6 +56,8 @@ from dure.client.episodes.schema import (
 from dure.client.errors import EpisodeError, IngestError
 
 __all__ = [
+    "MAX_ABS_TIME_NS",
+    "MAX_EPISODE_FRAMES",
     "ProfileStreams",
     "RawEpisode",
     "Stream",
@@ -138,14 +147,7 @@ def _check_stream(raw: RawEpisode, stream: Stream, max_gap_ns: int) -> None:
         )
     if t.shape[0] == 0:
         raise _fail(raw, stream.name, "has no samples in this episode", _SEGMENT_HINT)
-    if np.any(np.diff(t) < 0):
-        bad = int(np.argmax(np.diff(t) < 0)) + 1
-        raise _fail(
-            raw,
-            stream.name,
-            f"time goes backwards at sample {bad} ({int(t[bad - 1])} -> {int(t[bad])} ns)",
-            "Use the receive clock (time.clock: receive) or fix the logger's clock.",
-        )
+    _check_times(raw, stream)
     if not np.all(np.isfinite(values)):
         bad = int(np.argwhere(~np.isfinite(values))[0][0])
         raise _fail(
@@ -176,8 +178,11 @@ def _check_gaps(raw: RawEpisode, stream: Stream, max_gap_ns: int) -> None:
         )
 
 
-def _feature(raw: RawEpisode, profile: SiteProfile, name: str, grid: IntArray) -> FloatArray:
+def _feature(
+    raw: RawEpisode, profile: SiteProfile, name: str, grid: IntArray
+) -> tuple[FloatArray, set[str]]:
     parts = []
+    methods: set[str] = set()
     max_gap = int(profile.validation.max_gap_s * NS_PER_S)
     sources = profile.features[name]
     streams = raw.features.get(name, [])
@@ -195,8 +200,10 @@ def _feature(raw: RawEpisode, profile: SiteProfile, name: str, grid: IntArray) -
                 "Fix 'select', 'fields' or 'names' in the site profile to match the source.",
             )
         si = values * np.asarray(factors, dtype=np.float64)
-        parts.append(resample(profile.resampling.value, stream.t_ns, si, grid, profile.fps))
-    return np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]
+        result = resample(profile.resampling.value, stream.t_ns, si, grid, profile.fps)
+        parts.append(result.values)
+        methods.add(result.method)
+    return (np.concatenate(parts, axis=1) if len(parts) > 1 else parts[0]), methods
 
 
 def _to_float32(raw: RawEpisode, name: str, values: FloatArray, profile: SiteProfile) -> np.ndarray:
@@ -256,14 +263,80 @@ def _rates(raw: RawEpisode) -> dict[str, float]:
     return rates
 
 
+MAX_EPISODE_FRAMES = 20_000_000
+"""Most frames one episode may have, whatever the profile says (bounds memory)."""
+
+MAX_ABS_TIME_NS = 2**62
+"""Times further than this from the epoch (about 146 years) are refused (no int64 overflow)."""
+
+
+def _all_streams(raw: RawEpisode) -> list[Stream]:
+    streams = [stream for group in raw.features.values() for stream in group]
+    return streams + [s for s in (raw.success, raw.reward, raw.intervention) if s is not None]
+
+
+def _check_times(raw: RawEpisode, stream: Stream) -> None:
+    t = np.asarray(stream.t_ns)
+    if t.ndim != 1 or t.dtype.kind not in "iu":
+        raise _fail(
+            raw,
+            stream.name,
+            f"times must be one integer nanosecond stamp per sample, got {t.dtype} {t.shape}",
+            "This is an importer bug; report it with the source file.",
+        )
+    backwards = np.flatnonzero(np.diff(t) < 0)
+    if backwards.size:
+        bad = int(backwards[0]) + 1
+        raise _fail(
+            raw,
+            stream.name,
+            f"time goes backwards at sample {bad} ({int(t[bad - 1])} -> {int(t[bad])} ns)",
+            "Use the receive clock (time.clock: receive) or fix the logger's clock.",
+        )
+
+
+def _check_span(raw: RawEpisode, profile: SiteProfile) -> None:
+    """Refuse an episode longer than the profile allows, before any grid is allocated."""
+    for stream in _all_streams(raw):
+        _check_times(raw, stream)
+    for stamp in (raw.start_ns, raw.end_ns):
+        if not -MAX_ABS_TIME_NS <= int(stamp) <= MAX_ABS_TIME_NS:
+            raise _fail(
+                raw,
+                "time",
+                f"time {int(stamp)} ns is out of range (more than 146 years from 1970)",
+                "Check time.unit in the site profile (s, ms, us, ns) and the source's clock.",
+            )
+    span_s = (int(raw.end_ns) - int(raw.start_ns)) / NS_PER_S
+    limit_s = profile.validation.max_episode_s
+    if span_s < 0:
+        raise _fail(
+            raw, "time", f"ends {-span_s:.6g} s before it starts", "Fix the source's timestamps."
+        )
+    frames = span_s * profile.fps
+    if span_s > limit_s or frames > MAX_EPISODE_FRAMES:
+        raise _fail(
+            raw,
+            "time",
+            f"spans {span_s:.6g} s ({frames:.6g} frames at {profile.fps} fps); the limit is "
+            f"validation.max_episode_s = {limit_s:g} s and {MAX_EPISODE_FRAMES} frames",
+            "Look for a wrong timestamp in the source; split long recordings into episodes "
+            "(segmentation: time-gap or marker), or raise validation.max_episode_s in the "
+            "site profile.",
+        )
+
+
 def standardise(raw: RawEpisode, profile: SiteProfile, converter_version: str) -> Episode:
     """Turn one decoded episode into a validated canonical :class:`Episode`.
 
     Raises
     ------
     IngestError
-        Naming the source file, the episode index, the field and the fix.
+        Naming the source file, the episode index, the field and the fix; among
+        others when a stream's time goes backwards or the episode is longer than
+        ``validation.max_episode_s`` (both checked before anything is allocated).
     """
+    _check_span(raw, profile)
     n = n_frames_between(raw.start_ns, raw.end_ns, profile.fps)
     if n < profile.validation.min_frames:
         raise _fail(
@@ -274,17 +347,26 @@ def standardise(raw: RawEpisode, profile: SiteProfile, converter_version: str) -
             "Check the segmentation in the site profile; very short segments are usually noise.",
         )
     grid = frame_grid(raw.start_ns, n, profile.fps)
-    arrays = {
-        name: _to_float32(raw, name, _feature(raw, profile, name, grid), profile)
-        for name in profile.features
-    }
+    arrays: dict[str, np.ndarray] = {}
+    methods: set[str] = set()
+    for name in profile.features:
+        values, used = _feature(raw, profile, name, grid)
+        arrays[name] = _to_float32(raw, name, values, profile)
+        methods |= used
     frames = _frames(raw, grid, arrays, profile.fps)
-    episode = _episode(raw, profile, frames, converter_version)
+    episode = _episode(raw, profile, frames, converter_version, _method(raw, methods))
     try:
         episode.validate()
     except EpisodeError as exc:
         raise _fail(raw, "episode", exc.message, exc.hint) from exc
     return episode
+
+
+def _method(raw: RawEpisode, methods: set[str]) -> Resampling:
+    """The one resampling method that ran on the features (recorded in the provenance)."""
+    if len(methods) != 1:
+        raise _fail(raw, "resampling", f"ran {sorted(methods)}, expected one method", _SEGMENT_HINT)
+    return Resampling(methods.pop())
 
 
 def _frames(raw: RawEpisode, grid: IntArray, arrays: dict[str, np.ndarray], fps: int) -> Frames:
@@ -305,7 +387,9 @@ def _frames(raw: RawEpisode, grid: IntArray, arrays: dict[str, np.ndarray], fps:
     )
 
 
-def _episode(raw: RawEpisode, profile: SiteProfile, frames: Frames, version: str) -> Episode:
+def _episode(
+    raw: RawEpisode, profile: SiteProfile, frames: Frames, version: str, method: Resampling
+) -> Episode:
     ctx = profile.context
     try:
         sensors = SensorConfig(
@@ -331,7 +415,7 @@ def _episode(raw: RawEpisode, profile: SiteProfile, frames: Frames, version: str
             source_uri=raw.source_uri,
             source_sha256=raw.source_sha256,
             converter_version=version,
-            resampling=profile.resampling,
+            resampling=method,
             source_rates_hz=_rates(raw),
         )
         outcome = _outcome(profile, raw, frames.next_success)

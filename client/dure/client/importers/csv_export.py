@@ -19,7 +19,7 @@ import numpy as np
 
 from dure.client.episodes.profile import SiteProfile, TextSource
 from dure.client.episodes.resample import NS_PER_S
-from dure.client.episodes.standardise import RawEpisode, Stream
+from dure.client.episodes.standardise import MAX_ABS_TIME_NS, RawEpisode, Stream
 from dure.client.errors import IngestError
 from dure.policies.errors import DureError
 
@@ -103,13 +103,41 @@ def _numeric(table: Any, column: str, where: str) -> np.ndarray:
 
 
 def _times(table: Any, profile: SiteProfile, where: str) -> np.ndarray:
-    raw = _numeric(table, profile.time.column, where)
+    """The time column in integer ns, checked before anything is sized from it.
+
+    Times must be finite, within :data:`MAX_ABS_TIME_NS` of the epoch and
+    non-decreasing (rows stamped at the same time are kept; the last one wins when
+    resampled); the episode's span is bounded later, by ``standardise``.
+    """
+    column = profile.time.column
+    raw = _numeric(table, column, where)
     if not np.all(np.isfinite(raw)):
+        row = int(np.flatnonzero(~np.isfinite(raw))[0])
         raise IngestError(
-            f"{where}: column {profile.time.column!r} has empty or NaN times",
+            f"{where}: column {column!r} has an empty or NaN time at data row {row + 1}",
             hint="Repair the export.",
         )
-    return np.rint(raw * (_UNITS[profile.time.unit] * NS_PER_S)).astype(np.int64)
+    with np.errstate(over="ignore"):
+        scaled = raw * (_UNITS[profile.time.unit] * NS_PER_S)
+    outside = np.flatnonzero(np.abs(scaled) > MAX_ABS_TIME_NS)
+    if outside.size:
+        row = int(outside[0])
+        raise IngestError(
+            f"{where}: column {column!r} holds {raw[row]:.6g} {profile.time.unit} at data row "
+            f"{row + 1}, more than 146 years from 1970",
+            hint="Check time.unit in the site profile (s, ms, us, ns) and repair the export.",
+        )
+    t_ns = np.rint(scaled).astype(np.int64)
+    backwards = np.flatnonzero(np.diff(t_ns) < 0)
+    if backwards.size:
+        row = int(backwards[0]) + 1
+        raise IngestError(
+            f"{where}: column {column!r} goes backwards at data row {row + 1} "
+            f"({raw[row - 1]:.6g} -> {raw[row]:.6g} {profile.time.unit})",
+            hint="Sort the export by time or repair the out-of-order row; "
+            "rows stamped at the same time are allowed.",
+        )
+    return t_ns
 
 
 def _segments(table: Any, profile: SiteProfile, where: str) -> Iterator[np.ndarray]:
