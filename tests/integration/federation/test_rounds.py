@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
 from flwr.app import Message
 from tests.builders.federation import (
     build_consortium,
+    linear_trainer,
     plain_policy,
     term,
     with_prohibited_purpose,
@@ -20,9 +23,11 @@ from tests.builders.federation import (
 )
 from tests.integration.ledger.independent_verifier import verify_export_folder
 
+from dure.client.federation.trainer import LocalResult, LocalTask
 from dure.policies.canonical import JsonValue
 from dure.policies.receipt import verify_receipt
 from dure.server.federation.models import lineage
+from dure.server.federation.wire import numpy_arrays
 from dure.server.ledger.export import export_ledger
 
 SITES = ("factory-a", "factory-b", "factory-c", "factory-d")
@@ -205,7 +210,6 @@ def test_a_factory_that_crashes_mid_round_leaves_a_consistent_ledger(tmp_path: P
 
 def test_a_trainer_that_raises_is_a_rejected_contribution(tmp_path: Path) -> None:
     from dure.client.federation.clientapp import create_client_app
-    from dure.client.federation.trainer import LocalResult, LocalTask
 
     def broken(task: LocalTask) -> LocalResult:
         raise RuntimeError("GPU on fire")
@@ -243,7 +247,6 @@ def test_tampered_and_non_finite_updates_are_rejected_and_ledgered(tmp_path: Pat
     from tests.builders.federation import linear_trainer
 
     from dure.client.federation.clientapp import create_client_app
-    from dure.client.federation.trainer import LocalResult, LocalTask
     from dure.server.federation.wire import array_record, numpy_arrays
 
     def tamper(reply: Message) -> Message:
@@ -311,19 +314,68 @@ def test_dp_records_epsilon_per_round_and_stops_before_a_budget_is_exceeded(tmp_
     assert all(n.received.count("train") == 2 for n in list(grid.nodes.values())[:3])
 
 
-def test_client_side_dp_clips_before_the_claim_is_signed(tmp_path: Path) -> None:
+def _recorded_run(
+    tmp_path: Path, mode: str
+) -> tuple[Any, list[dict[str, np.ndarray]], list[dict[str, np.ndarray]], dict[str, np.ndarray]]:
+    """One DP round (clip 0.01): ``(consortium, trained, sent, global model)``.
+
+    ``trained`` is what each factory's trainer returned, ``sent`` what its reply
+    carried on the wire (recorded passively in transit), in the sites' order.
+    """
     from dure.policies.examples import example_policy_value
-    from dure.server.federation.validation import update_norm
 
     consortium = build_consortium(tmp_path, SITES[:3], policy=example_policy_value)
-    job = consortium.job(
-        dp={"noise_multiplier": "5.0", "clip": "0.01", "mode": "client-fixed"}, rounds=1
-    )
-    report = consortium.coordinator().run(consortium.grid(), job)
+    job = consortium.job(dp={"noise_multiplier": "5.0", "clip": "0.01", "mode": mode}, rounds=1)
+    trained: list[dict[str, np.ndarray]] = []
+    sent: list[dict[str, np.ndarray]] = []
+    start: list[dict[str, np.ndarray]] = []
+
+    def trainer(task: LocalTask) -> LocalResult:
+        result = linear_trainer(task)
+        start.append({k: np.array(v) for k, v in task.global_arrays.items()})
+        trained.append({k: np.array(v) for k, v in result.arrays.items()})
+        return result
+
+    def record(reply: Message) -> Message:
+        if reply.metadata.message_type == "train" and not reply.has_error():
+            sent.append({k: np.array(v) for k, v in numpy_arrays(reply.content["arrays"]).items()})
+        return reply
+
+    grid = consortium.grid(trainer)
+    for node in grid.nodes.values():
+        node.tamper = record  # reads the reply, changes nothing
+    report = consortium.coordinator().run(grid, job)
     assert report.rounds[0].status == "committed" and len(report.rounds[0].contributors) == 3
-    assert report.final_model is not None and report.initial_model is not None
-    initial = consortium.models.get(report.initial_model)
-    assert update_norm(consortium.models.get(report.final_model), initial) > 0
+    assert len(trained) == len(sent) == 3 and all(_same(s, start[0]) for s in start)
+    return consortium, trained, sent, start[0]
+
+
+def _same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
+def test_client_side_dp_clips_before_the_claim_is_signed(tmp_path: Path) -> None:
+    from dure.policies.contribution import state_digest
+    from dure.server.federation.validation import update_norm
+
+    consortium, trained, sent, start = _recorded_run(tmp_path, "client-fixed")
+    for raw, wire in zip(trained, sent, strict=True):
+        assert update_norm(raw, start) > 0.1  # training moved far past the clip of 0.01
+        assert update_norm(wire, start) == pytest.approx(0.01, rel=1e-4)  # clipped on site
+        scale = 0.01 / update_norm(raw, start)  # same direction, only shortened
+        for name, value in start.items():
+            expected = value + (raw[name].astype(np.float64) - value) * scale
+            np.testing.assert_allclose(wire[name], expected, rtol=1e-5, atol=1e-7)
+    accepted = consortium.of_kind("contribution_accepted")
+    assert sorted(a.update_digest for a in accepted) == sorted(state_digest(w) for w in sent)
+
+
+def test_server_side_dp_receives_unclipped_updates(tmp_path: Path) -> None:
+    from dure.server.federation.validation import update_norm
+
+    _, trained, sent, start = _recorded_run(tmp_path, "server-fixed")
+    for raw, wire in zip(trained, sent, strict=True):
+        assert _same(raw, wire) and update_norm(wire, start) > 0.1  # the coordinator clips
 
 
 def test_the_default_trainer_trains_the_learning_policy(tmp_path: Path) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -105,23 +108,98 @@ def test_the_callers_arrays_are_never_modified() -> None:
         assert all(np.array_equal(u[k], b[k]) for k in u)
 
 
+@pytest.fixture
+def seeded_numpy() -> Iterator[None]:
+    """Seed numpy's global generator, from which Flower's DP wrappers draw their noise.
+
+    Flower's ``add_gaussian_noise_inplace`` calls ``np.random.normal`` with no
+    generator argument, so a seed here makes the noise (and the test) repeatable;
+    the previous global state is restored afterwards.
+    """
+    state = np.random.get_state()
+    np.random.seed(20261110)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+def _chernoff_tolerance(degrees: int, failure: float) -> float:
+    """The ``t`` with ``P(|X / k - 1| > t) <= failure`` for ``X ~ chi2(k)`` (Chernoff bound).
+
+    The upper tail obeys ``P(X / k >= 1 + t) <= exp(-k / 2 * (t - ln(1 + t)))`` and
+    the lower ``P(X / k <= 1 - t) <= exp(-k / 2 * (-t - ln(1 - t)))``; ``t`` is found
+    by bisection so that both together are at most ``failure``.
+    """
+    target = math.log(2 / failure) * 2 / degrees  # each tail <= failure / 2
+    low, high = 0.0, 1e3
+    for _ in range(100):  # the upper tail's exponent is the smaller one: solve for it
+        middle = (low + high) / 2
+        low, high = (middle, high) if middle - math.log1p(middle) < target else (low, middle)
+    return high
+
+
+def _gaussian_tolerance(count: int, failure: float) -> float:
+    """The ``z`` with ``P(max of count |N(0, 1)| > z) <= failure`` (union bound)."""
+    return float(NormalDist().inv_cdf(1 - failure / (2 * count)))
+
+
+FAILURE = 1e-9  # the probability that a correct implementation fails a statistical check
+
+
+@pytest.mark.usefixtures("seeded_numpy")
 def test_server_side_dp_clips_weighs_equally_and_adds_calibrated_noise() -> None:
-    clip, noise, n = 0.5, 2.0, 4
+    clip, noise, n, rounds = 0.5, 2.0, 4, 200
     job = _job(clip=str(clip), noise_multiplier=str(noise))
     big = [
         ({"w": np.full((3, 2), 10.0, np.float32), "b": np.zeros(2, np.float32)}, k)
         for k in (1, 1000, 5, 7)
     ]
-    samples = np.stack([aggregate(job, r, REF, big)["w"].ravel() for r in range(200)])
-    # Every update clipped to norm 0.5 along the same direction, uniform mean, then noise.
-    np.testing.assert_allclose(samples.mean(axis=0), np.full(6, clip / np.sqrt(6)), atol=0.05)
-    assert samples.std() == pytest.approx(noise * clip / n, rel=0.1)
+    samples = np.stack(
+        [
+            np.concatenate([(out := aggregate(job, r, REF, big))["w"].ravel(), out["b"]])
+            for r in range(rounds)
+        ]
+    ).astype(np.float64)
+    # Every update clipped to norm 0.5 along the same direction (w only), uniform mean,
+    # then noise N(0, sigma^2) with sigma = noise * clip / contributors on every coordinate.
+    expected = np.concatenate([np.full(6, clip / np.sqrt(6)), np.zeros(2)])
+    sigma = noise * clip / n
+    residuals = samples - expected
+    # Each coordinate's mean residual is N(0, sigma^2 / rounds) when calibrated.
+    z = _gaussian_tolerance(expected.size, FAILURE)
+    assert np.all(np.abs(residuals.mean(axis=0)) <= z * sigma / np.sqrt(rounds)), residuals.mean(
+        axis=0
+    )
+    # sum(residual^2) / sigma^2 is chi2 with one degree per value when calibrated.
+    t = _chernoff_tolerance(residuals.size, FAILURE)
+    ratio = float(np.square(residuals).sum() / sigma**2 / residuals.size)
+    assert 1 - t <= ratio <= 1 + t, (ratio, t)
 
 
-def test_client_side_dp_adds_noise_without_clipping_on_the_server() -> None:
-    job = _job(clip="0.5", noise_multiplier="0.000001", mode="client-fixed")
-    updates = [({"w": np.full((3, 2), 0.1, np.float32), "b": np.zeros(2, np.float32)}, 1)] * 3
-    np.testing.assert_allclose(aggregate(job, 1, REF, updates)["w"], 0.1, atol=1e-4)
+@pytest.mark.usefixtures("seeded_numpy")
+def test_client_side_dp_leaves_clipping_to_the_factories() -> None:
+    """In client-fixed mode the coordinator neither clips nor weighs by examples.
+
+    The factories clip before signing (``rounds`` rejects an update over the
+    clip before it reaches aggregation), so an update longer than the clip that
+    reached ``aggregate`` is averaged as sent.  Clipping it here would be
+    server-side clipping under a client-side label.
+    """
+    clip = 0.5
+    client = _job(clip=str(clip), noise_multiplier="0.000001", mode="client-fixed")
+    server = _job(clip=str(clip), noise_multiplier="0.000001", mode="server-fixed")
+    values = (1.0, 2.0, 6.0)  # norms sqrt(6) * value, all far over the clip
+    updates = [
+        ({"w": np.full((3, 2), x, np.float32), "b": np.zeros(2, np.float32)}, k)
+        for x, k in zip(values, (1, 50, 1000), strict=True)
+    ]
+    assert all(np.sqrt(6) * x > clip for x in values)
+    np.testing.assert_allclose(aggregate(client, 1, REF, updates)["w"], np.mean(values), atol=1e-4)
+    # The same updates under server-side clipping: each cut to the clip first.
+    np.testing.assert_allclose(
+        aggregate(server, 1, REF, updates)["w"], clip / np.sqrt(6), atol=1e-4
+    )
 
 
 @pytest.mark.parametrize(
