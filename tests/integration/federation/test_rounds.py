@@ -338,7 +338,12 @@ def _recorded_run(
 
     def record(reply: Message) -> Message:
         if reply.metadata.message_type == "train" and not reply.has_error():
-            sent.append({k: np.array(v) for k, v in numpy_arrays(reply.content["arrays"]).items()})
+            sent.append(
+                {
+                    k: np.array(v)
+                    for k, v in numpy_arrays(reply.content.array_records["arrays"]).items()
+                }
+            )
         return reply
 
     grid = consortium.grid(trainer)
