@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from dure.cli.audit_render import (
     print_failures,
@@ -29,6 +28,7 @@ from dure.cli.audit_render import (
     print_usage,
     site_urn,
 )
+from dure.cli.output import make_console
 
 if TYPE_CHECKING:
     from dure.client.audit.auditor import AuditResult
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-console = Console(highlight=False)
+console = make_console()
 
 Url = Annotated[str | None, typer.Option(help="The coordinator's base URL (read API).")]
 Export = Annotated[

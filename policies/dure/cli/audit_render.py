@@ -1,12 +1,17 @@
-"""Rich rendering of audit results: summary, failures, a site's usage, a model's lineage."""
+"""Rich rendering of audit results: summary, failures, a site's usage, a model's lineage.
+
+Print with a console from :func:`dure.cli.output.make_console`: the ledger's names and
+messages are printed literally, never read as markup.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+
+from dure.cli.output import styled
 
 if TYPE_CHECKING:
     from dure.client.audit.auditor import AuditResult
@@ -30,7 +35,7 @@ def print_summary(console: Console, result: AuditResult) -> None:
     table.add_column("check")
     table.add_column("result")
     cp = result.checkpoint
-    verdict = "[green]passed[/]" if result.ok else "[bold red]FAILED[/]"
+    verdict = styled(("passed", "green")) if result.ok else styled(("FAILED", "bold red"))
     table.add_row("verdict", verdict)
     if cp is not None:
         table.add_row("checkpoint", f"{cp.origin} size {cp.size} root {cp.root_hash.hex()[:16]}…")
@@ -64,7 +69,7 @@ def print_failures(console: Console, result: AuditResult) -> None:
     table.add_column("check")
     table.add_column("what", overflow="fold")
     for row in rows:
-        table.add_row(*(escape(cell) for cell in row))
+        table.add_row(*row)
     console.print(table)
 
 

@@ -32,11 +32,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+
+from dure.cli.output import make_console
 
 __all__ = ["init_consortium", "register"]
 
-console = Console(highlight=False)
+console = make_console()
 
 
 def register(app: typer.Typer) -> None:

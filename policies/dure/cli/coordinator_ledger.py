@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from dure.cli.output import make_console, styled
 
 __all__ = ["register"]
 
-console = Console(highlight=False)
+console = make_console()
 
 
 def register(coordinator: typer.Typer) -> None:
@@ -46,7 +47,9 @@ def _export(
     console.print(f"exported {summary.checkpoint.size} entries to {summary.out}")
     console.print(f"checkpoint {summary.checkpoint.origin} size {summary.checkpoint.size}")
     if summary.unsigned:
-        console.print(f"[yellow]{summary.unsigned} newer entries are not signed yet, left out[/]")
+        console.print(
+            styled((f"{summary.unsigned} newer entries are not signed yet, left out", "yellow"))
+        )
 
 
 def _verify(
@@ -65,11 +68,13 @@ def _verify(
     table.add_column("count", justify="right")
     for kind, count in sorted(result.kinds.items()):
         table.add_row(kind, str(count))
-    table.add_row("[bold]total[/]", f"[bold]{result.checkpoint.size}[/]")
+    table.add_row(styled(("total", "bold")), styled((str(result.checkpoint.size), "bold")))
     console.print(table)
     console.print(f"root {result.checkpoint.root_hash.hex()}")
     if not result.public_key_matches:
-        console.print("[yellow]note: the export's public-key file differs from the key you gave[/]")
+        console.print(
+            styled(("note: the export's public-key file differs from the key you gave", "yellow"))
+        )
 
 
 def _key_text(value: str) -> str:

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+
+from dure.cli.output import make_console
 
 __all__ = ["register"]
 
-console = Console(highlight=False, stderr=True)
+console = make_console(stderr=True)
 
 Db = Annotated[
     str | None,

@@ -30,13 +30,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from dure.cli.deployment_config import CoordinatorConfig, load_coordinator_config, split_address
+from dure.cli.output import make_console
 
 __all__ = ["app_pyproject", "register", "sync_coordinator_registry", "write_connection"]
 
-console = Console(highlight=False, stderr=True)
+console = make_console(stderr=True)
 CONNECTION = "dure"
 
 Config = Annotated[Path, typer.Option("--config", help="coordinator.toml (dure consortium init).")]

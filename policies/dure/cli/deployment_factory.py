@@ -29,13 +29,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from dure.cli.deployment_config import FactoryConfig, load_factory_config
+from dure.cli.output import make_console
 
 __all__ = ["node_config_argument", "register", "supernode_argv"]
 
-console = Console(highlight=False, stderr=True)
+console = make_console(stderr=True)
 _SUPERNODE_RETRIES = 18
 """After a crash Flower refuses the node's key until the old session's heartbeat lapses
 (up to 60 s); ``flower-supernode`` exits then, and is started again every 10 s."""

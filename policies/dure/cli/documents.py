@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from dure.cli.output import make_console, styled
 from dure.policies.errors import DureError
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PolicyDeniedError", "register"]
 
-console = Console(highlight=False)
+console = make_console()
 
 Signers = Annotated[
     list[Path], typer.Option("--signer", help="Trusted signer public key (repeatable).")
@@ -124,7 +124,9 @@ def _policy_revoke(
     )
     granted = effective_mode(opened.document, revocation)
     if granted != mode:
-        console.print(f"[yellow]the policy promised only {granted}; that is what this means[/]")
+        console.print(
+            styled((f"the policy promised only {granted}; that is what this means", "yellow"))
+        )
     _sign("revocation", revocation, key, out)
 
 
@@ -145,7 +147,9 @@ def _policy_verify(envelope: Annotated[Path, typer.Argument()], signer: Signers)
 
     opened = _open(envelope, "policy", UsagePolicy, signer)
     policy = opened.document
-    console.print(f"[green]valid[/] policy of [bold]{policy.site}[/] ({policy.label})")
+    console.print(
+        styled(("valid", "green"), " policy of ", (policy.site, "bold"), f" ({policy.label})")
+    )
     _print_ids(opened)
 
 
@@ -158,7 +162,14 @@ def _job_verify(envelope: Annotated[Path, typer.Argument()], signer: Signers) ->
     job = opened.document
     if job.expires <= _now():
         raise ExpiredError(f"job {job.job_id} expired at {job.expires:%Y-%m-%dT%H:%M:%SZ}")
-    console.print(f"[green]valid[/] job [bold]{job.job_id}[/]: {job.purpose}, {job.rounds} rounds")
+    console.print(
+        styled(
+            ("valid", "green"),
+            " job ",
+            (job.job_id, "bold"),
+            f": {job.purpose}, {job.rounds} rounds",
+        )
+    )
     _print_ids(opened)
 
 
@@ -222,7 +233,7 @@ def _print_decision(decision: Decision) -> None:
     table.add_column("result")
     table.add_column("reason")
     for reason in decision.reasons:
-        mark = "[green]ok[/]" if reason.ok else "[red]deny[/]"
+        mark = styled(("ok", "green")) if reason.ok else styled(("deny", "red"))
         table.add_row(reason.code, mark, reason.message)
     console.print(table)
     if decision.allowed:

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from dure.cli.output import make_console
 
 if TYPE_CHECKING:
     from dure.client.episodes.query import EpisodeQuery
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-console = Console(highlight=False)
+console = make_console()
 
 Home = Annotated[
     Path,

@@ -23,14 +23,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
+
+from dure.cli.output import make_console, styled
 
 if TYPE_CHECKING:
     from dure.client.audit.witness import FactoryWitness
 
 __all__ = ["register"]
 
-err_console = Console(stderr=True, highlight=False)
+err_console = make_console(stderr=True)
 
 Home = Annotated[
     Path,
@@ -109,7 +110,7 @@ def _cosign(
         sys.stdout.write(cosigned)
     else:
         write_new(out, cosigned.encode("utf-8"), overwrite=True)
-    err_console.print(f"[green]cosigned[/] as {witness.cosigner.name}; kept in {home}")
+    err_console.print(styled(("cosigned", "green"), f" as {witness.cosigner.name}; kept in {home}"))
 
 
 def _from_url(witness: FactoryWitness, url: str, now: int, submit: bool) -> str:

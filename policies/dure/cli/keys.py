@@ -6,11 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+
+from dure.cli.output import make_console
 
 __all__ = ["register"]
 
-console = Console(highlight=False)
+console = make_console()
 
 
 def register(keys: typer.Typer) -> None:

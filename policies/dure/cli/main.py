@@ -14,14 +14,14 @@ from typing import Any
 
 import click
 import typer
-from rich.console import Console
 from typer.core import TyperGroup
 
+from dure.cli.output import make_console, styled
 from dure.policies.errors import DureError, outcome_for
 
 __all__ = ["app", "run"]
 
-err_console = Console(stderr=True, highlight=False)
+err_console = make_console(stderr=True)
 
 
 class _DureGroup(TyperGroup):
@@ -32,8 +32,8 @@ class _DureGroup(TyperGroup):
             return super().invoke(ctx)
         except DureError as exc:
             outcome = outcome_for(exc)
-            err_console.print(f"[bold red]error:[/] {exc.message}")
-            err_console.print(f"[dim]hint:[/] {exc.hint}")
+            err_console.print(styled(("error:", "bold red"), " ", exc.message), soft_wrap=True)
+            err_console.print(styled(("hint:", "dim"), " ", exc.hint), soft_wrap=True)
             raise click.exceptions.Exit(outcome.exit_code) from exc
 
 

@@ -9,17 +9,29 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import Progress
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+from dure.cli.output import make_console
 
 __all__ = ["register"]
 
-console = Console(highlight=False)
+console = make_console()
 
 
 def register(app: typer.Typer) -> None:
     """Add ``dure demo`` to the top-level command."""
     app.command("demo")(_demo)
+
+
+def _progress() -> Progress:
+    """Rich's default columns, the description printed literally (never as markup)."""
+    return Progress(
+        TextColumn("{task.description}", markup=False),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
 
 
 def _demo(
@@ -44,7 +56,7 @@ def _demo(
     options = DemoOptions(rounds, demos, eval_episodes, seed, dp, noise)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        report = run_demo(out, work, options, console, Progress(console=console))
+        report = run_demo(out, work, options, console, _progress())
     report.wall_s = time.perf_counter() - started
     path = report.write(out)
     console.print(f"\nsummary: {path}  ledger export: {report.export_dir}")

@@ -11,6 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from dure.cli.output import styled
 from dure.policies.audit.lineage import LineageGraph
 from dure.policies.entries import LedgerEntry
 
@@ -115,7 +116,7 @@ def print_admission(console: Console, report: DemoReport) -> None:
     for column in ("factory", "tasks", "episodes", "decision", "reasons"):
         table.add_column(column)
     for name, site in report.sites.items():
-        verdict = "[green]admitted[/]" if site["admitted"] else "[red]refused[/]"
+        verdict = styled(("admitted", "green")) if site["admitted"] else styled(("refused", "red"))
         table.add_row(
             name,
             ", ".join(site["tasks"]),

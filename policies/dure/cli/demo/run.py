@@ -20,6 +20,7 @@ from dure.cli.demo.report import (
     usage_by_site,
 )
 from dure.cli.demo.sites import DEMO_FACTORIES, DemoSite, build_site
+from dure.cli.output import styled
 from dure.client.training.baselines import FederatedConfig
 from dure.policies.entries import SiteRefused
 from dure.server.federation.coordinator import ledger_entries
@@ -56,7 +57,11 @@ def run_demo(
         options.rounds, LOCAL_STEPS, LR, HIDDEN, options.seed, options.dp, options.noise
     )
     console.print(
-        f"\n[bold]Federated run[/]: {options.rounds} rounds through Flower's Simulation Engine"
+        styled(
+            "\n",
+            ("Federated run", "bold"),
+            f": {options.rounds} rounds through Flower's Simulation Engine",
+        )
     )
     federation = run_federation(sites, work, now, settings)
     report = _report(sites, federation, options)
@@ -126,14 +131,14 @@ def _references(
     vocab = list(federation.tasks)
     every_task = sorted({t for s in sites for t in s.spec.tasks})
     admitted = [s for s in sites if report.sites[s.name]["admitted"]]
-    with console.status("evaluating the federated model in Meta-World"):
+    with console.status(styled("evaluating the federated model in Meta-World")):
         model = federated_model(federation.final_model, federation.stats, vocab, HIDDEN)
         report.federated = evaluation.success(model, federation.stats, vocab, vocab)
-    with console.status("training and evaluating the pooled model (all admitted data)"):
+    with console.status(styled("training and evaluating the pooled model (all admitted data)")):
         pooled, _ = train_reference(admitted, vocab, config, HIDDEN, federation.stats)
         report.pooled = evaluation.success(pooled, federation.stats, vocab, vocab)
     for site in sites:
-        with console.status(f"training and evaluating {site.name}'s local-only model"):
+        with console.status(styled(f"training and evaluating {site.name}'s local-only model")):
             local, stats = train_reference([site], every_task, config, HIDDEN)
             rates = evaluation.success(local, stats, every_task, every_task, local=True)
         report.sites[site.name]["local_only_success"] = rates
@@ -151,5 +156,5 @@ def _ledger(
         f"\nledger: {verified.checkpoint.size} entries, verified independently of the "
         f"coordinator against {federation.ledger.public_key()}"
     )
-    console.print(federation.report.checkpoint, markup=False, soft_wrap=True)
+    console.print(federation.report.checkpoint, soft_wrap=True)
     print_usage(console, usage_by_site(ledger_entries(federation.ledger), names))
