@@ -106,9 +106,56 @@ def test_rejects_configurations_out_of_range(dataset: EpisodesDataset, config: T
         train_local(fresh(dataset), dataset, config)
 
 
+def full_batch_adam(
+    model: torch.nn.Module, dataset: EpisodesDataset, steps: int, lr: float
+) -> list[float]:
+    """Reference: ``steps`` Adam steps on the MSE over every frame at once; the losses."""
+    inputs, targets = dataset_tensors(dataset)
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    model.train()
+    for _ in range(steps):
+        loss = torch.mean((model(inputs) - targets) ** 2)
+        optimiser.zero_grad()
+        loss.backward()  # type: ignore[no-untyped-call]
+        optimiser.step()
+        losses.append(float(loss.detach()))
+    model.eval()
+    return losses
+
+
 def test_batches_larger_than_the_dataset_use_every_frame(dataset: EpisodesDataset) -> None:
-    result = train_local(fresh(dataset), dataset, TrainConfig(local_steps=2, batch_size=10**6))
+    """Each step of a batch over the dataset's size is a step on the loss of every frame.
+
+    Every frame has its own observation and action, so each moves the gradient its
+    own way: dropping, repeating or weighting any frame changes the weights after
+    three Adam steps (the second and third depend on the gradients' magnitudes,
+    not only their signs), and the mean loss the call reports.
+    """
+    steps, lr = 3, 1e-3
+    trained, reference = fresh(dataset), fresh(dataset)
+    result = train_local(trained, dataset, TrainConfig(local_steps=steps, batch_size=10**6, lr=lr))
+    losses = full_batch_adam(reference, dataset, steps, lr)
     assert result.num_examples == len(dataset)
+    assert result.loss == pytest.approx(sum(losses) / steps, rel=1e-5)
+    for name, value in reference.state_dict().items():
+        torch.testing.assert_close(trained.state_dict()[name], value, rtol=1e-4, atol=1e-6)
+    moved = fresh(dataset).state_dict()
+    assert not all(torch.equal(trained.state_dict()[k], moved[k]) for k in moved)
+
+
+def test_a_model_trained_on_fewer_frames_differs_from_the_reference(
+    dataset: EpisodesDataset,
+) -> None:
+    """The comparison above tells the whole dataset from any frame left out."""
+    steps, lr = 3, 1e-3
+    reference, fewer = fresh(dataset), fresh(dataset)
+    full_batch_adam(reference, dataset, steps, lr)
+    train_local(fewer, dataset, TrainConfig(local_steps=steps, batch_size=len(dataset) - 1, lr=lr))
+    assert any(
+        not torch.allclose(fewer.state_dict()[k], v, rtol=1e-4, atol=1e-6)
+        for k, v in reference.state_dict().items()
+    )
 
 
 def test_cosine_rate_starts_at_the_base_and_decays() -> None:
