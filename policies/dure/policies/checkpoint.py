@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from dure.policies.ed25519 import signature_problem
 from dure.policies.encoding import Digest, b64encode, digest_from_b64
 from dure.policies.errors import EncodingError, NoteError, ProofError
 from dure.policies.merkle import EMPTY_ROOT, verify_consistency
@@ -45,6 +46,7 @@ from dure.policies.note import (
     NoteSignature,
     SignedNote,
     check_key_name,
+    checked_public_key,
     key_id,
     open_note,
     verified_signatures,
@@ -66,7 +68,7 @@ __all__ = [
 
 MAX_TIMESTAMP = 2**63 - 1  # SPEC: c2sp.org/tlog-cosignature, "MUST NOT exceed 2^63 - 1"
 _MAX_SIZE = 2**64 - 1
-_DECIMAL = re.compile(r"0|[1-9][0-9]*")
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}")  # 2^64 - 1 has 20 digits; bounds int()
 _BAD_LINE = re.compile(r"[\x00-\x1f]")
 _COSIGNATURE_HEADER = b"cosignature/v1\ntime "  # SPEC: c2sp.org/tlog-cosignature
 
@@ -85,7 +87,8 @@ class Checkpoint:
         for line in self.extensions:
             _check_line("extension line", line)
         if type(self.size) is not int or not 0 <= self.size <= _MAX_SIZE:
-            raise NoteError(f"checkpoint size {self.size!r} is not an unsigned 64-bit integer")
+            shown = _shown(self.size)
+            raise NoteError(f"checkpoint size {shown} is not an unsigned 64-bit integer")
         if not isinstance(self.root_hash, bytes) or len(self.root_hash) != 32:
             raise NoteError(f"checkpoint root hash must be 32 bytes, got {self.root_hash!r:.80}")
 
@@ -107,7 +110,8 @@ class Checkpoint:
         origin, size, root, *extensions = lines
         if not _DECIMAL.fullmatch(size):
             raise NoteError(
-                f"checkpoint size line {size[:40]!r} is not decimal without leading zeros"
+                f"checkpoint size line {size[:40]!r} is not a decimal of at most 20 digits "
+                "without leading zeros"
             )
         try:
             root_hash = digest_from_b64(root)
@@ -121,6 +125,13 @@ class Checkpoint:
         """Return the checkpoint body; ``from_text(c.to_text()) == c``."""
         lines = [self.origin, str(self.size), b64encode(self.root_hash), *self.extensions]
         return "".join(line + "\n" for line in lines)
+
+
+def _shown(value: object) -> str:
+    """Show a value in a message without converting a huge integer to decimal."""
+    if isinstance(value, int) and value.bit_length() > 64:
+        return f"<integer of {value.bit_length()} bits>"
+    return f"{value!r:.40}"
 
 
 def _check_line(what: str, line: str) -> None:
@@ -191,11 +202,7 @@ class CosignatureVerifier:
 
     def __post_init__(self) -> None:
         check_key_name(self.name)
-        try:
-            key = Ed25519PublicKey.from_public_bytes(bytes(self.public_key))
-        except (TypeError, ValueError) as exc:
-            raise NoteError(f"witness key {self.name!r}: not a 32-byte Ed25519 key") from exc
-        object.__setattr__(self, "_key", key)
+        object.__setattr__(self, "_key", checked_public_key(self.name, self.public_key))
 
     @property
     def key_id(self) -> bytes:
@@ -218,7 +225,7 @@ class CosignatureVerifier:
 
     def verify(self, text: bytes, signature: bytes) -> bool:
         """Return whether ``timestamp ‖ signature`` is a valid cosignature over note ``text``."""
-        if len(signature) != 72:
+        if len(signature) != 72 or signature_problem(signature[8:]) is not None:
             return False
         timestamp = int.from_bytes(signature[:8], "big")
         if timestamp > MAX_TIMESTAMP:
@@ -275,7 +282,7 @@ class Cosigner:
             If ``timestamp`` is negative or above 2^63 - 1.
         """
         if type(timestamp) is not int or not 0 <= timestamp <= MAX_TIMESTAMP:
-            raise NoteError(f"cosignature timestamp {timestamp!r} is outside 0..2^63-1")
+            raise NoteError(f"cosignature timestamp {_shown(timestamp)} is outside 0..2^63-1")
         raw = self.private_key.sign(cosignature_message(checkpoint.to_text(), timestamp))
         return NoteSignature(self.name, self.verifier().key_id, timestamp.to_bytes(8, "big") + raw)
 

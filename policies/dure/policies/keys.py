@@ -4,6 +4,11 @@ Every party (factory, consortium operator, coordinator ledger) holds one
 Ed25519 signing key.  Private keys live in PKCS#8 PEM files with mode ``0600``;
 loading one that group or others can read is refused, as OpenSSH does.  A key's
 id is the hex SHA-256 of its raw 32-byte public key.
+
+A public key is checked wherever it enters (:class:`VerifyKey`): the encodings
+of small-order points and non-canonical encodings are refused, and so are
+non-canonical signatures (:mod:`dure.policies.ed25519`), because under such a
+key signatures can be forged without any private key.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from dure.policies.ed25519 import public_key_problem, signature_problem
 from dure.policies.encoding import HexDigest, sha256, to_hex
 from dure.policies.errors import EncodingError, KeyFileError, SignatureError
 
@@ -24,6 +30,10 @@ __all__ = ["PUBLIC_KEY_SIZE", "SigningKey", "VerifyKey"]
 
 PUBLIC_KEY_SIZE = 32
 _PRIVATE_MODE = 0o600
+_NEW_KEY_HINT = (
+    "This is not a key Dure generates: ask its owner for their real public key, "
+    "or create a new key pair with 'dure keys new'."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +43,10 @@ class VerifyKey:
     raw: bytes
 
     def __post_init__(self) -> None:
-        if len(self.raw) != PUBLIC_KEY_SIZE:
-            raise EncodingError(f"an Ed25519 public key is 32 bytes, got {len(self.raw)}")
+        problem = public_key_problem(self.raw)
+        if problem is not None:
+            hint = None if len(self.raw) != PUBLIC_KEY_SIZE else _NEW_KEY_HINT
+            raise EncodingError(f"Ed25519 {problem}" if hint else problem, hint=hint)
 
     @property
     def key_id(self) -> HexDigest:
@@ -42,7 +54,17 @@ class VerifyKey:
         return to_hex(sha256(self.raw))
 
     def verify(self, signature: bytes, message: bytes) -> None:
-        """Check ``signature`` over ``message``; raise :class:`SignatureError` if it fails."""
+        """Check ``signature`` over ``message``; raise :class:`SignatureError` if it fails.
+
+        A non-canonical signature (``S`` not below the group order, ``R`` not a
+        canonical encoding or of small order) is refused before it is verified.
+        """
+        problem = signature_problem(signature)
+        if problem is not None:
+            raise SignatureError(
+                f"{problem} (key {self.key_id[:16]}…)",
+                hint="Ed25519 signers never produce this; the signature was forged or altered.",
+            )
         try:
             Ed25519PublicKey.from_public_bytes(self.raw).verify(signature, message)
         except InvalidSignature as exc:
@@ -63,7 +85,11 @@ class VerifyKey:
             raise KeyFileError(f"{source}: not a PEM public key") from exc
         if not isinstance(key, Ed25519PublicKey):
             raise KeyFileError(f"{source}: not an Ed25519 public key")
-        return cls(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+        raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        try:
+            return cls(raw)
+        except EncodingError as exc:
+            raise EncodingError(f"{source}: {exc.message}", hint=exc.hint) from exc
 
     @classmethod
     def load(cls, path: Path) -> VerifyKey:

@@ -32,6 +32,7 @@ from typing import Protocol, runtime_checkable
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from dure.policies.ed25519 import public_key_problem, signature_problem
 from dure.policies.encoding import b64decode, b64encode
 from dure.policies.errors import EncodingError, NoteError
 
@@ -46,6 +47,7 @@ __all__ = [
     "NoteVerifier",
     "SignedNote",
     "check_key_name",
+    "checked_public_key",
     "key_id",
     "open_note",
     "sign_note",
@@ -98,6 +100,25 @@ def check_key_name(name: str) -> str:
     ):
         raise NoteError(f"invalid note key name {name!r}: need non-empty, no spaces, no '+'")
     return name
+
+
+def checked_public_key(name: str, public_key: bytes) -> Ed25519PublicKey:
+    """Load the Ed25519 public key of note key ``name``, refusing weak encodings.
+
+    Raises
+    ------
+    NoteError
+        If ``public_key`` is not 32 bytes, not a canonical curve point, or a
+        point of small order (:func:`~dure.policies.ed25519.public_key_problem`).
+    """
+    raw = bytes(public_key) if isinstance(public_key, bytes | bytearray) else b""
+    problem = public_key_problem(raw)
+    if problem is not None:
+        raise NoteError(
+            f"key {name!r}: Ed25519 {problem}",
+            hint="Ask the key's owner for their real verifier key; Dure never generates this one.",
+        )
+    return Ed25519PublicKey.from_public_bytes(raw)
 
 
 def key_id(name: str, signature_type: int, public_key: bytes) -> bytes:
@@ -168,11 +189,7 @@ class Ed25519Verifier:
 
     def __post_init__(self) -> None:
         check_key_name(self.name)
-        try:
-            key = Ed25519PublicKey.from_public_bytes(bytes(self.public_key))
-        except (TypeError, ValueError) as exc:
-            raise NoteError(f"key {self.name!r}: not a 32-byte Ed25519 public key") from exc
-        object.__setattr__(self, "_key", key)
+        object.__setattr__(self, "_key", checked_public_key(self.name, self.public_key))
 
     @property
     def key_id(self) -> bytes:
@@ -193,7 +210,13 @@ class Ed25519Verifier:
         return KeyString(self.name, self.key_id, SIGNATURE_TYPE_ED25519, self.public_key).to_text()
 
     def verify(self, text: bytes, signature: bytes) -> bool:
-        """Return whether ``signature`` is this key's Ed25519 signature over ``text``."""
+        """Return whether ``signature`` is this key's Ed25519 signature over ``text``.
+
+        A non-canonical signature (:func:`~dure.policies.ed25519.signature_problem`)
+        is never valid.
+        """
+        if signature_problem(signature) is not None:
+            return False
         try:
             self._key.verify(signature, text)
         except InvalidSignature:
