@@ -1,4 +1,4 @@
-"""What the LeRobot v2.1 and v3.0 importers share: info.json, columns, one episode's rows.
+"""What the LeRobot v2.1 and v3.0 importers share: info.json, paths, columns, one episode.
 
 In a LeRobot dataset a profile's ``stream`` is a column (``observation.state``,
 ``action``, ``next.success``), ``select`` picks elements by the names in
@@ -8,6 +8,10 @@ seconds from the episode start) gives the sample times.  Metadata keys a ``task`
 ``instruction`` source may name: ``task`` (the episode's first task) and
 ``robot_type``.  An episode's start time is its ``start_time`` metadata field (ISO
 8601) when present, else the Unix epoch.
+
+A dataset is untrusted input: every file is opened through
+:func:`~dure.client.importers.lerobot_paths.inside`, and JSON that nests too deeply
+or holds out-of-range values is refused with :class:`IngestError`.
 """
 
 from __future__ import annotations
@@ -24,26 +28,71 @@ from dure.client.episodes.profile import SiteProfile, TextSource
 from dure.client.episodes.resample import NS_PER_S
 from dure.client.episodes.standardise import RawEpisode, Stream, profile_streams
 from dure.client.errors import IngestError
+from dure.client.importers.lerobot_paths import clip, inside
 
-__all__ = ["EpisodeMeta", "episode_from_table", "read_info", "require_source_episodes"]
+__all__ = [
+    "EpisodeMeta",
+    "episode_from_table",
+    "read_info",
+    "read_json_text",
+    "require_source_episodes",
+]
 
 _UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+_MAX_START_NS = 2**62
+"""An episode's start: about 1824 to 2116."""
+_MAX_TIME_NS = 2**60
+"""A frame's time from the episode start: about 36 years; with the start, fits 64 bits."""
+
+
+def read_json_text(path: Path, text: str, what: str) -> Any:
+    """Parse JSON from an untrusted file, turning every failure into :class:`IngestError`.
+
+    Raises
+    ------
+    IngestError
+        If the text is not JSON, nests too deeply or holds an integer too long.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError as exc:
+        raise IngestError(
+            f"{path}: {what} nests too deeply to read",
+            hint="The file is not LeRobot metadata; restore it from the recording.",
+        ) from exc
+    except ValueError as exc:
+        raise IngestError(
+            f"{path}: cannot read {what} ({clip(str(exc))})",
+            hint="The LeRobot metadata is corrupt; restore it from the recording.",
+        ) from exc
 
 
 def read_info(root: Path, version: str) -> dict[str, Any]:
-    """Read ``meta/info.json`` and check its ``codebase_version`` starts with ``version``."""
+    """Read ``meta/info.json`` and check its ``codebase_version`` starts with ``version``.
+
+    Raises
+    ------
+    IngestError
+        If the file is missing, outside the dataset, not JSON or not this version.
+    """
     path = root / "meta" / "info.json"
     try:
-        info: Any = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        text = inside(root, "meta/info.json", str(root)).read_text(encoding="utf-8")
+    except IngestError as exc:
         raise IngestError(
-            f"{path}: cannot read the LeRobot dataset's info ({exc})",
+            f"{path}: cannot read the LeRobot dataset's info ({exc.message})",
             hint="Pass the dataset's root folder (the one holding meta/ and data/).",
         ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise IngestError(
+            f"{path}: cannot read the LeRobot dataset's info ({clip(str(exc))})",
+            hint="Pass the dataset's root folder (the one holding meta/ and data/).",
+        ) from exc
+    info = read_json_text(path, text, "the dataset's info")
     found = info.get("codebase_version") if isinstance(info, dict) else None
     if not isinstance(found, str) or not found.startswith(version):
         raise IngestError(
-            f"{path}: codebase_version is {found!r}, this importer reads {version}",
+            f"{path}: codebase_version is {clip(found)}, this importer reads {version}",
             hint="Set format to lerobot-v21 or lerobot-v3 in the site profile to match.",
         )
     if not isinstance(info.get("features"), dict):
@@ -69,15 +118,29 @@ class EpisodeMeta:
         self.fields = dict(fields)
         self.task = task
 
-    def start_ns(self) -> int:
-        """The ``start_time`` field (ISO 8601) in ns since the epoch, else 0."""
+    def start_ns(self, where: str) -> int:
+        """The ``start_time`` field (ISO 8601) in ns since the epoch, else 0.
+
+        Raises
+        ------
+        IngestError
+            If the time lies outside what nanoseconds in 64 bits can hold.
+        """
         value = self.fields.get("start_time")
-        if isinstance(value, str):
-            try:
-                return int(datetime.fromisoformat(value).timestamp() * NS_PER_S)
-            except ValueError:
-                return 0
-        return 0
+        if not isinstance(value, str):
+            return 0
+        try:
+            start = int(datetime.fromisoformat(value).timestamp() * NS_PER_S)
+        except ValueError:
+            return 0
+        except OverflowError:
+            start = _MAX_START_NS
+        if abs(start) >= _MAX_START_NS:
+            raise IngestError(
+                f"{where}: start_time {clip(value)} is out of range",
+                hint="Fix the episode's start_time (ISO 8601, between 1824 and 2116).",
+            )
+        return start
 
 
 def _names(info: Mapping[str, Any], column: str) -> tuple[str, ...] | None:
@@ -93,7 +156,8 @@ def _names(info: Mapping[str, Any], column: str) -> tuple[str, ...] | None:
 def _column(table: Any, column: str, where: str) -> np.ndarray:
     if column not in table.column_names:
         raise IngestError(
-            f"{where}: column {column!r} is not in the data (it has {table.column_names})",
+            f"{where}: column {clip(column)} is not in the data "
+            f"(it has {clip(table.column_names, 400)})",
             hint="Fix the stream names in the site profile to the dataset's columns.",
         )
     chunked = table.column(column).combine_chunks()
@@ -110,9 +174,22 @@ def _column(table: Any, column: str, where: str) -> np.ndarray:
         )
     except (ValueError, TypeError) as exc:
         raise IngestError(
-            f"{where}: column {column!r} is not numeric or its rows differ in length ({exc})",
+            f"{where}: column {clip(column)} is not numeric or its rows differ in length "
+            f"({clip(str(exc))})",
             hint="Point the profile at numeric columns of fixed width.",
         ) from exc
+
+
+def _times(table: Any, profile: SiteProfile, where: str) -> np.ndarray:
+    seconds = _column(table, profile.time.column, where)[:, 0]
+    scaled = seconds * (_UNITS[profile.time.unit] * NS_PER_S)
+    if not np.all(np.isfinite(scaled)) or np.any(np.abs(scaled) >= _MAX_TIME_NS):
+        raise IngestError(
+            f"{where}: column {clip(profile.time.column)} holds a time that is not finite "
+            "or out of range",
+            hint="Fix the timestamps (seconds from the episode start) in the data.",
+        )
+    return np.rint(scaled).astype(np.int64)
 
 
 def episode_from_table(
@@ -124,14 +201,19 @@ def episode_from_table(
     uri: str,
     digest: str,
 ) -> RawEpisode:
-    """Build one :class:`RawEpisode` from the rows of one LeRobot episode."""
+    """Build one :class:`RawEpisode` from the rows of one LeRobot episode.
+
+    Raises
+    ------
+    IngestError
+        If the episode is empty, a column is missing or not numeric, or a time is
+        out of range.
+    """
     where = f"{uri}, episode {meta.index}"
     if table.num_rows == 0:
         raise IngestError(f"{where}: the episode has no frames", hint="Drop empty episodes.")
-    factor = _UNITS[profile.time.unit] * NS_PER_S
-    times = np.rint(_column(table, profile.time.column, where)[:, 0] * factor).astype(np.int64)
-    start = meta.start_ns()
-    t_ns = start + times - times[0]
+    times = _times(table, profile, where)
+    t_ns = meta.start_ns(where) + (times - times[0])
 
     def stream(column: str) -> Stream:
         return Stream(column, t_ns, _column(table, column, where), _names(info, column))
@@ -170,6 +252,6 @@ def _text(
     if isinstance(value, str) and value:
         return value
     raise IngestError(
-        f"{where}: {what}: metadata {key!r} is not in the episode or info.json",
+        f"{where}: {what}: metadata {clip(key)} is not in the episode or info.json",
         hint=f"Use {what}.metadata: task, or {what}.fixed, in the site profile.",
     )

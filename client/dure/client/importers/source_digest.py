@@ -6,12 +6,18 @@ LeRobot dataset) is the SHA-256 of a manifest::
     b"dure/source-tree/v1\\n" + for each regular file, sorted by relative POSIX path:
         path + b"\\0" + hex(sha256(file bytes)) + b"\\n"
 
-Files are read in 1 MiB blocks, so a multi-GB bag never sits in memory.
+Files are read in 1 MiB blocks, so a multi-GB bag never sits in memory.  Only
+regular files are read (a FIFO or a device is never opened).  A symlink to a file
+inside the folder counts as that file; a symlink whose target lies outside the folder
+is refused, so an importer that reads only inside the folder (see
+:func:`dure.client.importers.lerobot_paths.inside`) reads nothing the digest does not
+cover.  Symlinked folders are not descended (their targets inside the folder are).
 """
 
 from __future__ import annotations
 
 import hashlib
+import stat
 from pathlib import Path
 
 from dure.client.errors import IngestError
@@ -30,13 +36,24 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _regular(item: Path, base: Path) -> bool:
+    """Whether ``item`` is a file to hash; refuse a symlink that leaves ``base``."""
+    if item.is_symlink() and not item.resolve().is_relative_to(base):
+        raise IngestError(
+            f"{item}: a symlink to {item.resolve()}, outside the source folder",
+            hint="Copy the file into the source folder instead of linking to it.",
+        )
+    return stat.S_ISREG(item.stat().st_mode) if item.exists() else False
+
+
 def source_digest(path: Path) -> HexDigest:
     """Return the hex SHA-256 of the file or folder at ``path`` (see module docstring).
 
     Raises
     ------
     IngestError
-        If the path does not exist or cannot be read.
+        If the path does not exist or cannot be read, or the folder holds a symlink
+        to something outside it.
     """
     try:
         if path.is_file():
@@ -44,12 +61,13 @@ def source_digest(path: Path) -> HexDigest:
         if not path.is_dir():
             raise FileNotFoundError(path)
         manifest = hashlib.sha256(b"dure/source-tree/v1\n")
-        for item in sorted(p for p in path.rglob("*") if p.is_file()):
+        base = path.resolve(strict=True)
+        for item in sorted(p for p in path.rglob("*") if _regular(p, base)):
             rel = item.relative_to(path).as_posix().encode("utf-8")
             manifest.update(rel + b"\0" + _file_digest(item).encode("ascii") + b"\n")
         return HexDigest(manifest.hexdigest())
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
         raise IngestError(
-            f"{path}: cannot read the source ({exc.strerror or exc})",
+            f"{path}: cannot read the source ({getattr(exc, 'strerror', None) or exc})",
             hint="Pass an existing, readable file or folder as SOURCE.",
         ) from exc
