@@ -1,7 +1,8 @@
 """A full disk at a factory during ingest: a clear error, the store unchanged.
 
 The factory home lives on a small tmpfs mounted by the test (it needs root or
-``CAP_SYS_ADMIN``, as in the CI container; elsewhere the test is skipped): the
+``CAP_SYS_ADMIN``, as in the CI container; elsewhere the test is skipped, and
+under ``CI=true`` that skip is a failure: see ``tests/conftest.py``): the
 kernel itself answers ``ENOSPC`` when the disk fills, exactly as on a real
 factory disk, with no stand-in in the write path.  The home holds a first
 ingest; the rest of the disk is filled until about a quarter of what the
@@ -22,7 +23,10 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.ci_required("root and the mount command (CI runs as root), to mount a tmpfs"),
+]
 
 DURE = [sys.executable, "-c", "from dure.cli.main import run; run()"]
 
