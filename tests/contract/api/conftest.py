@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 from tests.builders.ledger import postgres_schema
 
+from dure.server.federation.registry import MemoryRegistry, SiteRegistry
 from dure.server.storage.database import Database
 from dure.server.storage.migrate import upgrade
+from dure.server.storage.registry import SqlRegistry
 
 POSTGRES = pytest.param("postgres", marks=pytest.mark.postgres)
 
@@ -36,3 +38,23 @@ def db(db_url: str) -> Iterator[Database]:
     database = Database.from_url(db_url)
     yield database
     database.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", POSTGRES])
+def site_registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SiteRegistry]:
+    """Each :class:`SiteRegistry`: in memory, and SQL on SQLite and PostgreSQL."""
+    if request.param == "memory":
+        yield MemoryRegistry()
+        return
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'coordinator.db'}"
+        upgrade(url)
+        db = Database.from_url(url)
+        yield SqlRegistry(db)
+        db.close()
+        return
+    with postgres_schema() as url:
+        upgrade(url)
+        db = Database.from_url(url)
+        yield SqlRegistry(db)
+        db.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import update
 from tests.builders.api import Party, make_party
@@ -70,7 +72,8 @@ def test_a_new_policy_replaces_the_current_one_and_ids_are_unique(db: Database) 
     first = registry.register_policy(party.policy, NOW)
     with pytest.raises(ConflictError):
         registry.register_policy(party.policy, NOW)
-    value = example_policy_value("factory-a", dp_epsilon="5.0")
+    later = EXAMPLE_NOW - timedelta(days=1)  # issued after the first: it may replace it
+    value = example_policy_value("factory-a", dp_epsilon="5.0", issued=later)
     second = registry.register_policy(
         sign_document("policy", UsagePolicy.from_value(value), party.key), NOW
     )

@@ -3,22 +3,30 @@
 Each test names the defect it guards (issue 17): an expired job was registered
 (201, ``job_signed``); a 100,000-deep or huge-integer body answered 400 where the
 catalog says 422; JSON responses lacked ``Cache-Control: no-store`` and
-``X-Content-Type-Options: nosniff``; ``/docs`` loaded Swagger UI from a CDN.
+``X-Content-Type-Options: nosniff``; ``/docs`` loaded Swagger UI from a CDN; the
+operator could re-post an older policy or identity of a site and make it current.
 """
 
 from __future__ import annotations
 
 import base64
 import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from tests.builders.api import World, build_world
+from tests.builders.api import World, build_world, supernode_line
 
+from dure.policies.dsse import Envelope
+from dure.policies.encoding import b64encode
 from dure.policies.errors import CATALOG, DocumentError
-from dure.policies.examples import example_job_value
+from dure.policies.examples import EXAMPLE_NOW, example_job_value, example_policy_value
+from dure.policies.identity import SiteIdentity, sign_site_identity
 from dure.policies.job import JobManifest
-from dure.policies.signed import sign_document
+from dure.policies.keys import SigningKey
+from dure.policies.literals import format_timestamp
+from dure.policies.policy import UsagePolicy
+from dure.policies.signed import document_id, sign_document
 from dure.server.api.signing import REQUEST_HEADER
 
 
@@ -130,3 +138,42 @@ def test_docs_assets_without_swagger_ui_are_refused_at_start(tmp_path: Path) -> 
         build_world(f"sqlite:///{tmp_path / 'c.db'}", docs_assets=tmp_path),
     ):
         pass
+
+
+def test_the_operator_cannot_roll_a_site_back_to_an_older_policy_or_identity(
+    any_world: World,
+) -> None:
+    world = any_world
+    world.register_all()
+    party = world.sites["factory-a"]
+    newer_at = datetime.now(UTC).replace(microsecond=0)  # after make_party's identity
+    value = example_policy_value("factory-a", issued=EXAMPLE_NOW - timedelta(days=1))
+    newer = sign_document("policy", UsagePolicy.from_value(value), party.key)
+    assert world.call(party.key, "POST", "/v1/policies", newer).status_code == 201
+    rotated = _identity(party.key, "factory-a", newer_at + timedelta(days=1))
+    assert world.call(world.operator, "POST", "/v1/sites", rotated).status_code == 201
+    before = world.call(world.operator, "GET", "/v1/sites/factory-a").json()
+    size = world.services.ledger.store.size()
+    older_policy = _policy_value_signed(party.key, EXAMPLE_NOW - timedelta(days=2))
+    for target, stale in (("/v1/policies", older_policy), ("/v1/sites", party.identity)):
+        response = world.call(world.operator, "POST", target, stale)
+        assert _problem(response) == (409, "server.conflict")
+        assert "not newer" in response.json()["detail"]
+    assert world.services.ledger.store.size() == size
+    assert world.call(world.operator, "GET", "/v1/sites/factory-a").json() == before
+    assert before["policy_id"] == document_id(newer.payload)
+
+
+def _policy_value_signed(key: SigningKey, issued: datetime) -> Envelope:
+    value = example_policy_value("factory-a", issued=issued, dp_epsilon=None)
+    return sign_document("policy", UsagePolicy.from_value(value), key)
+
+
+def _identity(key: SigningKey, site: str, issued: datetime) -> Envelope:
+    identity = SiteIdentity(
+        site=site,
+        signing_key=b64encode(key.public.raw),
+        supernode_key=supernode_line(),
+        issued=format_timestamp(issued),
+    )
+    return sign_site_identity(identity, key)

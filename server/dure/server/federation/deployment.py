@@ -39,7 +39,7 @@ coordinator up`` and ``run-job`` do), ledgering each new one once.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -50,11 +50,12 @@ from dure.policies.dsse import Envelope
 from dure.policies.entries import LedgerEntry, PolicyRegistered, PolicyRevoked, SiteRegistered
 from dure.policies.identity import open_site_identity
 from dure.policies.keys import SigningKey, VerifyKey
+from dure.policies.policy import UsagePolicy
 from dure.policies.signed import document_id
 from dure.server.federation.coordinator import Coordinator, InitialModel, ledger_entries
 from dure.server.federation.errors import FederationError
 from dure.server.federation.models import DirectoryModelStore
-from dure.server.federation.registry import MemoryRegistry, SiteRegistry
+from dure.server.federation.registry import MemoryRegistry, SiteRegistry, identity_issued
 from dure.server.federation.run import RunSettings, Services, utc_now
 from dure.server.federation.statistics import ConsortiumStats
 from dure.server.ledger.service import Ledger
@@ -179,8 +180,7 @@ def sync_registry(
     )
     appended: list[LedgerEntry] = []
     for sub, register in steps:
-        for path in sorted((folder / sub).glob("*.json")):
-            envelope = read_envelope(path)
+        for envelope in _in_issue_order(sub, (folder / sub).glob("*.json")):
             if not fresh and _envelope_key(sub, envelope) in known:
                 continue
             entry = register(envelope, utc_now())
@@ -189,6 +189,20 @@ def sync_registry(
                 known.add(_key(entry))
                 appended.append(entry)
     return appended
+
+
+def _in_issue_order(sub: str, paths: Iterable[Path]) -> list[Envelope]:
+    """The envelopes of ``paths`` by name, identities and policies by signed issue time.
+
+    A registry accepts a site's identity or policy only if it is newer than the
+    current one, so a folder holding a site's history registers it oldest first.
+    """
+    envelopes = [read_envelope(path) for path in sorted(paths)]
+    if sub == "identities":
+        return sorted(envelopes, key=lambda e: identity_issued(open_site_identity(e)))
+    if sub == "policies":
+        return sorted(envelopes, key=lambda e: UsagePolicy.from_canonical_bytes(e.payload).issued)
+    return envelopes
 
 
 def read_envelope(path: Path) -> Envelope:

@@ -16,6 +16,15 @@ key under another name, a policy id registered twice (a revoked policy is never
 revived by registering it again), a revocation of a policy that is not the
 site's current one or is already revoked are
 :class:`~dure.server.storage.errors.ConflictError` (``409 server.conflict``).
+
+Signed documents only move forward.  A site's current policy and its current
+identity are the newest *issued*, never merely the last *registered*: a policy or
+an identity (other than the current identity itself, re-registered) whose signed
+issue time is not later than the current one's is refused with
+:class:`~dure.server.storage.errors.ConflictError`, and nothing changes.  So
+whoever relays documents (the operator, a registry folder) cannot make an older,
+more permissive policy the site once signed current again, nor restore an old
+identity and with it an old SuperNode key (:func:`require_newer`).
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ from dure.policies.entries import JobSigned, PolicyRegistered, PolicyRevoked, Si
 from dure.policies.identity import SiteIdentity, open_site_identity
 from dure.policies.job import JobManifest
 from dure.policies.keys import VerifyKey
-from dure.policies.literals import party_name
+from dure.policies.literals import format_timestamp, parse_timestamp, party_name
 from dure.policies.policy import RevocationMode, UsagePolicy
 from dure.policies.revocation import Revocation, effective_mode
 from dure.policies.signed import Opened, open_document
@@ -48,9 +57,11 @@ __all__ = [
     "RegisteredPolicy",
     "RegisteredSite",
     "SiteRegistry",
+    "identity_issued",
     "job_signed_entry",
     "open_job",
     "policy_expiry",
+    "require_newer",
     "supernode_key_digest",
 ]
 
@@ -117,6 +128,9 @@ class SiteRegistry(Protocol):
       the site the document names and refuse unknown sites; a new policy
       replaces the site's current one.  A revocation MUST name the site's
       current policy and makes every later evaluation deny.
+    - a policy or identity MUST be refused unless it was issued after the site's
+      current one (:func:`require_newer`); re-registering the current identity
+      itself is allowed.
     - a policy id is registered once: registering it again (revoked or not)
       MUST be refused, so a revoked policy is never revived; revoking a policy
       twice MUST be refused.
@@ -155,6 +169,7 @@ class MemoryRegistry:
     def register_site(self, envelope: Envelope, now: datetime) -> SiteRegistered:
         """Verify ``envelope`` (a self-signed identity) and register the site."""
         identity = open_site_identity(envelope)
+        issued = identity_issued(identity)
         known = self._sites.get(identity.site)
         if known is not None and known.verify_key != identity.verify_key:
             raise ConflictError(
@@ -166,6 +181,8 @@ class MemoryRegistry:
         others = (s for n, s in self._sites.items() if n != identity.site)
         if any(s.verify_key.key_id == key_id for s in others):
             raise ConflictError(f"key {key_id[:16]}… already belongs to another site")
+        if known is not None and known.identity_id != identity.document_id():
+            require_newer("identity", identity.site, issued, known.identity)
         site = RegisteredSite(identity, identity.document_id(), known.policy if known else None)
         self._sites[identity.site] = site
         return SiteRegistered(
@@ -183,6 +200,8 @@ class MemoryRegistry:
         opened = open_document(envelope, "policy", UsagePolicy, _keys(site))
         if opened.document_id in self._policy_ids:
             raise ConflictError(f"policy {opened.document_id[:16]}… is already registered")
+        if site.policy is not None:
+            require_newer("policy", site.name, opened.document.issued, site.policy.policy)
         self._policy_ids.add(opened.document_id)
         self._sites[site.name] = replace(site, policy=RegisteredPolicy(opened))
         return PolicyRegistered(
@@ -231,6 +250,47 @@ class MemoryRegistry:
                 f"site {name!r} is not registered (known: {sorted(self._sites)})",
                 hint="Register the site's signed identity before its policy.",
             ) from exc
+
+
+def identity_issued(identity: SiteIdentity) -> datetime:
+    """Return when ``identity`` was issued (its signed ``issued``).
+
+    Raises
+    ------
+    RegistryError
+        If ``issued`` is not a UTC timestamp like ``2026-11-01T00:00:00Z``.
+    """
+    try:
+        return parse_timestamp(identity.issued)
+    except ValueError as exc:
+        raise RegistryError(
+            f"site identity of {identity.site!r}: issued {identity.issued[:40]!r} is not a "
+            "UTC timestamp",
+            hint="Create the identity with Dure (dure keys identity), which writes issued.",
+        ) from exc
+
+
+def require_newer(
+    kind: str, site: str, issued: datetime, current: UsagePolicy | SiteIdentity
+) -> None:
+    """Refuse a site's ``kind`` document issued no later than its ``current`` one.
+
+    Raises
+    ------
+    ConflictError
+        If ``issued`` is not after the current document's issue time: an older
+        (or equally old) document never becomes current again.
+    """
+    then = identity_issued(current) if isinstance(current, SiteIdentity) else current.issued
+    if issued > then:
+        return
+    raise ConflictError(
+        f"{kind} of site {site!r} issued {format_timestamp(issued)} is not newer than its "
+        f"current {kind}, issued {format_timestamp(then)}: an older {kind} cannot become "
+        "current again",
+        hint=f"Have the site sign a new {kind} (issued now) and register that one; a "
+        f"{kind} the site replaced stays replaced.",
+    )
 
 
 def open_job(envelope: Envelope, operator_keys: Mapping[str, VerifyKey]) -> Opened[JobManifest]:

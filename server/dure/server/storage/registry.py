@@ -14,7 +14,10 @@ database fails verification (:class:`StorageError`) instead of being trusted.
 Contract beyond :class:`SiteRegistry` (checked by ``tests/contract/api``):
 
 - a site name keeps its key, and a key names one site (:class:`ConflictError`);
-- a policy id is registered once; a site's current policy is its newest one;
+- a policy id is registered once; a site's current policy is its newest one,
+  both by registration and by signed issue time: a policy or identity not
+  issued after the site's current one is refused (:func:`require_newer`, checked
+  inside the write's transaction, with the site's row locked on PostgreSQL);
 - a revocation MUST name the site's current, unrevoked policy;
 - unknown sites and policies raise :class:`NotFoundError`.
 
@@ -40,7 +43,7 @@ from sqlalchemy.exc import IntegrityError
 from dure.policies.dsse import Envelope
 from dure.policies.entries import LedgerEntry, PolicyRegistered, PolicyRevoked, SiteRegistered
 from dure.policies.errors import DureError
-from dure.policies.identity import open_site_identity
+from dure.policies.identity import SiteIdentity, open_site_identity
 from dure.policies.keys import VerifyKey
 from dure.policies.literals import format_timestamp, party_name
 from dure.policies.policy import UsagePolicy
@@ -49,7 +52,9 @@ from dure.policies.signed import open_document
 from dure.server.federation.registry import (
     RegisteredPolicy,
     RegisteredSite,
+    identity_issued,
     policy_expiry,
+    require_newer,
     supernode_key_digest,
 )
 from dure.server.ledger.sql import SqlLedgerStore
@@ -132,6 +137,7 @@ class SqlRegistry:
         self, envelope: Envelope, now: datetime, *, ledger: bool
     ) -> Ledgered[SiteRegistered]:
         identity = open_site_identity(envelope)
+        issued = identity_issued(identity)
         key_id = identity.verify_key.key_id
         entry = SiteRegistered(
             time=now.replace(microsecond=0),
@@ -142,13 +148,18 @@ class SqlRegistry:
         )
 
         def work(conn: Connection) -> int:
-            known = conn.execute(select(_SITE).where(_SITE.c.name == identity.site)).first()
+            query = select(_SITE).where(_SITE.c.name == identity.site).with_for_update()
+            known = conn.execute(query).first()
             if known is not None and known.key_id != key_id:
                 raise ConflictError(
                     f"site {identity.site!r} is registered with key {known.key_id[:16]}…, "
                     f"not {key_id[:16]}…",
                     hint="A site keeps its key; register a new site name for a new key.",
                 )
+            if known is not None:
+                current = _stored_identity(known)
+                if current.document_id() != identity.document_id():
+                    require_newer("identity", identity.site, issued, current)
             values = {"identity": envelope.to_json().decode(), "registered": _time(now)}
             if known is None:
                 conn.execute(insert(_SITE).values(name=identity.site, key_id=key_id, **values))
@@ -178,11 +189,14 @@ class SqlRegistry:
             expires=policy_expiry(opened.document),
         )
 
+        duplicate = f"policy {opened.document_id[:16]}… is already registered"
+
         def work(conn: Connection) -> int:
+            _forward_only(conn, site, opened.document_id, opened.document, duplicate)
             conn.execute(insert(_POLICY).values(**row))
             return self._append(conn, entry, ledger)
 
-        index = self._write(work, f"policy {opened.document_id[:16]}… is already registered")
+        index = self._write(work, duplicate)
         return Ledgered(entry, index)
 
     def _revoke(
@@ -296,6 +310,21 @@ class SqlRegistry:
             raise ConflictError(conflict) from exc
 
 
+def _forward_only(
+    conn: Connection, site: RegisteredSite, policy_id: str, policy: UsagePolicy, duplicate: str
+) -> None:
+    """Refuse, in ``conn``'s transaction, a policy registered before or not newer than current."""
+    conn.execute(select(_SITE.c.id).where(_SITE.c.name == site.name).with_for_update())
+    known = select(_POLICY.c.id).where(_POLICY.c.policy_id == policy_id)
+    if conn.execute(known).first() is not None:
+        raise ConflictError(duplicate)
+    newest = select(_POLICY).where(_POLICY.c.site == site.name).order_by(_POLICY.c.id.desc())
+    current = conn.execute(newest.limit(1)).first()
+    if current is not None:
+        stored = _opened_policy(current, _keys(site)).policy
+        require_newer("policy", site.name, policy.issued, stored)
+
+
 def _time(now: datetime) -> str:
     return format_timestamp(now.replace(microsecond=0))
 
@@ -304,13 +333,18 @@ def _keys(site: RegisteredSite) -> dict[str, VerifyKey]:
     return {site.verify_key.key_id: site.verify_key}
 
 
-def _site_from(row: Row[Any], policy: Row[Any] | None) -> RegisteredSite:
+def _stored_identity(row: Row[Any]) -> SiteIdentity:
     try:
         identity = open_site_identity(Envelope.from_json(row.identity.encode()))
     except DureError as exc:
         raise StorageError(f"stored identity of site {row.name!r} does not verify: {exc}") from exc
     if identity.site != row.name or identity.verify_key.key_id != row.key_id:
         raise StorageError(f"stored identity of site {row.name!r} names another site or key")
+    return identity
+
+
+def _site_from(row: Row[Any], policy: Row[Any] | None) -> RegisteredSite:
+    identity = _stored_identity(row)
     site = RegisteredSite(identity, identity.document_id())
     if policy is None:
         return site
