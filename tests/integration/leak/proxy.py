@@ -45,13 +45,17 @@ class RecordingProxy:
 
     def sent(self, direction: Direction = "up") -> bytes:
         """Every byte of ``direction``, connection by connection, in order of arrival."""
+        return b"".join(self.streams(direction))
+
+    def streams(self, direction: Direction = "up") -> list[bytes]:
+        """Each connection's bytes of ``direction`` in order of arrival, one item each."""
         with self._lock:
             chunks = list(self.chunks)
         by_connection: dict[int, list[bytes]] = {}
         for chunk in chunks:
             if chunk.direction == direction:
                 by_connection.setdefault(chunk.connection, []).append(chunk.data)
-        return b"".join(b"".join(parts) for _, parts in sorted(by_connection.items()))
+        return [b"".join(parts) for _, parts in sorted(by_connection.items())]
 
     def total(self, direction: Direction = "up") -> int:
         """How many bytes went in ``direction``."""
