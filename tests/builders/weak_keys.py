@@ -15,13 +15,16 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from dure.policies.dsse import Envelope, EnvelopeSignature, pae
 from dure.policies.ed25519 import GROUP_ORDER
+from dure.policies.encoding import sha256, to_hex
 from dure.policies.note import KeyString, key_id
 
 __all__ = [
     "FIELD_PRIME",
     "SMALL_ORDER_POINTS",
     "WEAK_KEYS",
+    "forge_envelope",
     "forge_small_order_signature",
     "non_canonical_s",
     "pem",
@@ -101,3 +104,18 @@ def non_canonical_s(signature: bytes) -> bytes | None:
     """``signature`` with ``S`` replaced by ``S + L`` when that still fits 32 bytes."""
     s = int.from_bytes(signature[32:], "little") + GROUP_ORDER
     return signature[:32] + s.to_bytes(32, "little") if s < 2**256 else None
+
+
+def forge_envelope(payload_type: str, payload: bytes, public_key: bytes) -> tuple[Envelope, bool]:
+    """A DSSE envelope "signed" by ``public_key`` with no private key: ``R ‖ 0``.
+
+    Returns the envelope and whether its signature verifies under ``cryptography``:
+    for a small-order key it does when :func:`forge_small_order_signature` finds an
+    ``R`` (most payloads); otherwise the envelope carries a first candidate that
+    does not verify.
+    """
+    message = pae(payload_type, payload)
+    found = forge_small_order_signature(public_key, message)
+    signature = found or next(iter(SMALL_ORDER_POINTS.values())) + bytes(32)
+    keyid = to_hex(sha256(public_key))
+    return Envelope(payload_type, payload, (EnvelopeSignature(keyid, signature),)), bool(found)
