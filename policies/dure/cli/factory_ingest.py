@@ -9,16 +9,23 @@ nothing.  Both import the client lazily, inside the command.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import signal
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from types import FrameType
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 __all__ = ["ingest", "register", "simulate"]
 
 console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
 
 STYLE_NAMES = ("rosbag", "mcap", "lerobot-v21", "lerobot-v3", "robomimic", "csv")
 DEFAULT_HOME = Path("dure-factory")
@@ -32,7 +39,7 @@ def register(factory: typer.Typer) -> None:
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),  # descriptions hold file names
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -84,13 +91,10 @@ def simulate(
             progress=lambda _: bar.advance(job),
         )
     succeeded = sum(ep.succeeded for ep in result.episodes)
-    console.print(
-        f"wrote {len(result.episodes)} episodes ({succeeded} successful) to {result.data_path}"
-    )
-    console.print(f"site profile: {result.profile_path}")
-    console.print(
-        f"ingest with: dure factory ingest {result.data_path} --profile {result.profile_path}"
-    )
+    data_path, profile_path = escape(str(result.data_path)), escape(str(result.profile_path))
+    console.print(f"wrote {len(result.episodes)} episodes ({succeeded} successful) to {data_path}")
+    console.print(f"site profile: {profile_path}")
+    console.print(f"ingest with: dure factory ingest {data_path} --profile {profile_path}")
 
 
 def ingest(
@@ -99,17 +103,69 @@ def ingest(
     home: Annotated[
         Path, typer.Option(envvar="DURE_FACTORY_HOME", help="Factory home holding the store.")
     ] = DEFAULT_HOME,
+    *,
+    update_metadata: Annotated[
+        bool,
+        typer.Option(
+            "--update-metadata",
+            help="Apply changed metadata (tags, context, outcome) to episodes already "
+            "stored; without it such a re-ingest is refused.",
+        ),
+    ] = False,
 ) -> None:
-    """Standardise SOURCE with a site profile and store its episodes, all or nothing."""
+    """Standardise SOURCE with a site profile and store its episodes, all or nothing.
+
+    SIGTERM (like Ctrl-C) rolls the ingest back: nothing is stored and no staging
+    directory is left.
+    """
     from dure.client.importers.ingest import ingest as run_ingest
     from dure.client.importers.profile_io import load_profile
     from dure.client.store.store import EpisodeStore
 
     site_profile = load_profile(profile)
-    with EpisodeStore.open(home) as store, _progress() as bar:
+    on_metadata: Literal["error", "update"] = "update" if update_metadata else "error"
+    with (
+        _terminate_rolls_back(),
+        EpisodeStore.open(home) as store,
+        _progress() as bar,
+    ):
         job = bar.add_task(f"ingesting {source.name}", total=None)
-        receipt = run_ingest(source, site_profile, store.add, progress=lambda _: bar.advance(job))
+        receipt = run_ingest(
+            source,
+            site_profile,
+            functools.partial(store.add, on_metadata=on_metadata),
+            progress=lambda _: bar.advance(job),
+        )
     console.print(
-        f"stored {len(receipt.added)} episodes ({receipt.n_frames} frames) in {home}"
+        f"stored {len(receipt.added)} episodes ({receipt.n_frames} frames) in {escape(str(home))}"
         + (f", skipped {len(receipt.skipped)} already stored" if receipt.skipped else "")
+        + (f", updated {len(receipt.updated)} episodes' metadata" if receipt.updated else "")
     )
+
+
+class _Terminated(KeyboardInterrupt):
+    """Raised in the main thread on SIGTERM, so every ``finally`` and rollback runs."""
+
+
+@contextlib.contextmanager
+def _terminate_rolls_back() -> Iterator[None]:
+    """Turn SIGTERM into :class:`_Terminated` while the ingest runs (exit status 143).
+
+    The store rolls back on any exception (its staging directory is deleted), so a
+    terminated ingest leaves the factory home exactly as it was, like Ctrl-C does.
+    """
+
+    def _raise(signum: int, _frame: FrameType | None) -> None:
+        raise _Terminated(f"terminated by signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, _raise)
+    try:
+        yield
+    except _Terminated:
+        err_console.print(
+            "ingest terminated: rolled back, nothing was stored "
+            "(unless it had already committed, in which case it was completed)"
+        )
+        raise typer.Exit(128 + signal.SIGTERM) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -60,7 +60,7 @@ def test_invalid_episode_mid_batch(tmp_path: Path) -> None:
 def test_catalog_failure_at_commit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     home = _seeded_home(tmp_path)
 
-    def refuse(self: Catalog, commit_id: str, entries: object) -> None:
+    def refuse(self: Catalog, commit_id: str, entries: object, *updates: object) -> None:
         raise StoreError("disk full while committing")
 
     with EpisodeStore.open(home) as store:

@@ -1,6 +1,8 @@
 """CSV / PLC exports, read with ``pyarrow.csv``.
 
-SOURCE is one CSV file or a folder of them (``csv.pattern``, sorted by name).  The
+SOURCE is one CSV file or a folder of them (``csv.pattern``, sorted by name).  Only
+regular files are read: a FIFO, socket, device or folder matching the pattern is
+refused before it is opened (and opened without blocking), so ingest never hangs.  The
 profile's ``csv`` section gives the separator and decimal mark; a feature source's
 ``fields`` are column names, ``time.column`` / ``time.unit`` the time column (absolute
 or relative; Unix time gives the episode's start time).  Segmentation: ``per-file``, by
@@ -11,9 +13,11 @@ whose value starts with the start / end text).  A ``task`` ``stream`` is a text 
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -29,13 +33,65 @@ _UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 
 
 def _files(source: Path, pattern: str) -> list[Path]:
-    files = [source] if source.is_file() else sorted(source.glob(pattern))
+    files = [source] if not source.is_dir() else sorted(source.glob(pattern))
     if not files:
         raise IngestError(
             f"{source}: no files match {pattern!r}",
             hint="Pass a CSV file, or a folder and the right csv.pattern in the site profile.",
         )
+    for path in files:
+        _check_regular(path)
     return files
+
+
+def _kind(mode: int) -> str:
+    kinds = [
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ]
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def _not_regular(path: Path, mode: int) -> IngestError:
+    return IngestError(
+        f"{path}: is {_kind(mode)}, not a regular file",
+        hint="Only regular CSV files are read; remove it from the source folder "
+        "or narrow csv.pattern in the site profile.",
+    )
+
+
+def _check_regular(path: Path) -> None:
+    """Refuse anything but a regular file, without opening it (a FIFO would block)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise IngestError(
+            f"{path}: cannot read ({exc.strerror or exc})",
+            hint="Pass existing, readable CSV files.",
+        ) from exc
+    if not stat.S_ISREG(mode):
+        raise _not_regular(path, mode)
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """Open ``path`` for reading without ever blocking, and only if it is a regular file.
+
+    ``O_NONBLOCK`` makes opening a FIFO return at once (a FIFO swapped in after the
+    :func:`_check_regular` check included); the type is checked again on the open file.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise _not_regular(path, mode)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _table(path: Path, profile: SiteProfile) -> Any:
@@ -43,12 +99,13 @@ def _table(path: Path, profile: SiteProfile) -> Any:
 
     opts = profile.csv
     try:
-        return pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(encoding=opts.encoding),
-            parse_options=pacsv.ParseOptions(delimiter=opts.delimiter),
-            convert_options=pacsv.ConvertOptions(decimal_point=opts.decimal),
-        )
+        with _open_regular(path) as handle:
+            return pacsv.read_csv(
+                handle,
+                read_options=pacsv.ReadOptions(encoding=opts.encoding),
+                parse_options=pacsv.ParseOptions(delimiter=opts.delimiter),
+                convert_options=pacsv.ConvertOptions(decimal_point=opts.decimal),
+            )
     except (OSError, ValueError, LookupError) as exc:
         raise IngestError(
             f"{path}: cannot parse as CSV ({_first_line(exc)})",

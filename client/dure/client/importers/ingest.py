@@ -11,6 +11,7 @@ was.
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -37,11 +38,7 @@ def read_raw(source: Path, profile: SiteProfile) -> Iterator[RawEpisode]:
     IngestError
         If the source does not exist, cannot be read or does not match the profile.
     """
-    if not source.exists():
-        raise IngestError(
-            f"{source}: no such file or folder",
-            hint="Pass the path of a bag, dataset folder, HDF5 or CSV file as SOURCE.",
-        )
+    _check_source(source)
     digest = source_digest(source)
     fmt = profile.format
     if fmt in (SourceFormat.ROSBAG, SourceFormat.MCAP):
@@ -63,6 +60,30 @@ def read_raw(source: Path, profile: SiteProfile) -> Iterator[RawEpisode]:
     from dure.client.importers.csv_export import read_csv
 
     return read_csv(source, profile, digest)
+
+
+def _check_source(source: Path) -> None:
+    """Refuse a SOURCE that is neither a regular file nor a folder (never opening it)."""
+    try:
+        mode = source.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as exc:
+        raise IngestError(
+            f"{source}: cannot read ({exc.strerror or exc})",
+            hint="Pass an existing, readable file or folder as SOURCE.",
+        ) from exc
+    if mode is None:
+        raise IngestError(
+            f"{source}: no such file or folder",
+            hint="Pass the path of a bag, dataset folder, HDF5 or CSV file as SOURCE.",
+        )
+    if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+        raise IngestError(
+            f"{source}: is not a regular file or a folder (a FIFO, socket or device)",
+            hint="Pass the path of a bag, dataset folder, HDF5 or CSV file as SOURCE; "
+            "a pipe or device is never read.",
+        )
 
 
 def iter_episodes(source: Path, profile: SiteProfile) -> Iterator[Episode]:

@@ -13,6 +13,9 @@ Contract
 * :meth:`Catalog.record_commit` inserts a whole ingest (every episode, its tags
   and the commit row) in ONE transaction: after a failure nothing of it is
   visible.
+* A metadata update (re-ingest with changed tags or context, see
+  :mod:`dure.client.store.metadata`) replaces an episode's facts and tags in the
+  same transaction as its ingest's commit row.
 * :meth:`Catalog.select` applies :class:`~dure.client.episodes.query.EpisodeQuery`
   and returns summaries ordered by ``episode_index`` (ingest order).
 * :meth:`Catalog.selection_root` is the Merkle root (RFC 9162, through
@@ -30,7 +33,7 @@ import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, RowMapping, Table, event, insert, text
+from sqlalchemy import Engine, RowMapping, Table, delete, event, insert, text, update
 from sqlalchemy import select as sa_select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col, create_engine, func, select
@@ -131,8 +134,17 @@ class Catalog:
         """Release the engine's connections."""
         self._engine.dispose()
 
-    def record_commit(self, commit_id: str, entries: Sequence[CatalogEntry]) -> None:
-        """Insert one ingest's episodes, tags and commit row in a single transaction."""
+    def record_commit(
+        self,
+        commit_id: str,
+        entries: Sequence[CatalogEntry],
+        updates: Sequence[EpisodeSummary] = (),
+    ) -> None:
+        """Insert one ingest's episodes, tags and commit row in a single transaction.
+
+        ``updates`` are new summaries of stored episodes (a re-ingest with changed
+        metadata): their rows and tags are replaced in the same transaction.
+        """
         commit = CommitRecord(
             commit_id=commit_id,
             committed_at=datetime.now(UTC),
@@ -152,6 +164,8 @@ class Catalog:
                     session.execute(insert(EpisodeRecord), episodes)
                 if tags:
                     session.execute(insert(EpisodeTagRecord), tags)
+                for summary in updates:
+                    _replace_metadata(session, summary)
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"the catalog refused ingest {commit_id}: {exc.__class__.__name__}: {exc}",
@@ -167,6 +181,14 @@ class Catalog:
         """Number of episodes in the catalog."""
         with Session(self._engine) as session:
             return int(session.exec(select(func.count()).select_from(EpisodeRecord)).one())
+
+    def by_commitment(self, commitment: str) -> tuple[EpisodeSummary, EpisodeLocation] | None:
+        """Return the summary and location of the stored episode with ``commitment``, if any."""
+        with Session(self._engine) as session:
+            episode_id = session.exec(
+                select(EpisodeRecord.episode_id).where(EpisodeRecord.commitment == commitment)
+            ).first()
+        return None if episode_id is None else self.get(episode_id)
 
     @contextlib.contextmanager
     def commitment_probe(self) -> Iterator[Callable[[str], bool]]:
@@ -237,6 +259,25 @@ class Catalog:
         if missing:
             raise EpisodeNotFoundError(f"no episodes {missing[:5]} in the catalog")
         return root_hash([digest_from_hex(by_id[episode_id]) for episode_id in ids])
+
+
+_FIXED_COLUMNS = {"episode_id", "episode_index", "commitment", "tags", "start_time"}
+
+
+def _replace_metadata(session: Session, summary: EpisodeSummary) -> None:
+    """Replace the facts and tags of the stored episode ``summary.episode_id``."""
+    facts = summary.model_dump(exclude=_FIXED_COLUMNS, mode="json")
+    episode_id = summary.episode_id
+    session.execute(
+        update(EpisodeRecord)
+        .where(col(EpisodeRecord.episode_id) == episode_id)
+        .values(**facts, start_time=summary.start_time)
+    )
+    session.execute(delete(EpisodeTagRecord).where(col(EpisodeTagRecord.episode_id) == episode_id))
+    if summary.tags:
+        session.execute(
+            insert(EpisodeTagRecord), [{"episode_id": episode_id, "tag": t} for t in summary.tags]
+        )
 
 
 def _sqlite_pragmas(connection: object, _record: object) -> None:

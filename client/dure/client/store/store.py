@@ -9,10 +9,16 @@ Contract
   episodes itself, Ctrl-C) the dataset folder and the catalog are left exactly
   as they were, byte for byte.  A full disk is reported as
   :class:`~dure.client.errors.StoreFullError` (what is full, how to fix it).
-* Appending never rewrites an existing data or episodes file: each ingest adds
-  new ``file-FFF`` files; the small metadata files are replaced atomically.
-* Episodes already stored (same commitment) are skipped, or refused with
-  ``on_duplicate="error"``.
+* Appending never rewrites an existing data file: each ingest adds new
+  ``file-FFF`` files; the small metadata files are replaced atomically, and so is a
+  ``meta/episodes`` file whose episodes get new metadata.
+* Episodes already stored (same commitment) with the same metadata are skipped,
+  or refused with ``on_duplicate="error"``.  Already stored with *different*
+  metadata (a new tag, a corrected cell or outcome): refused by default
+  (``on_metadata="error"``, nothing is stored, the message names the episode and
+  the fields), or applied with ``on_metadata="update"`` (catalog and dataset
+  together, in the same commit; see :mod:`dure.client.store.metadata`).  A changed
+  tag is never silently dropped.
 * Reads take the shared lock, writes the exclusive one; one writer at a time.
 """
 
@@ -32,9 +38,15 @@ from dure.client.store.catalog import Catalog
 from dure.client.store.export import export_episodes
 from dure.client.store.layout import DATA_FILES_SIZE_IN_MB, FileIndex, HomeLayout
 from dure.client.store.meta import load_state
+from dure.client.store.metadata import (
+    METADATA_COLUMNS,
+    MetadataUpdate,
+    metadata_change,
+    stage_metadata_updates,
+)
 from dure.client.store.reader import DatasetReader
 from dure.client.store.transaction import Staging, disk_full, locked, recover
-from dure.client.store.writer import BatchWriter
+from dure.client.store.writer import BatchWriter, summarise
 from dure.policies.encoding import Digest
 
 __all__ = ["EpisodeStore", "IngestReceipt"]
@@ -47,11 +59,28 @@ class IngestReceipt:
     commit_id: str | None
     added: tuple[EpisodeSummary, ...]
     skipped: tuple[str, ...]
+    updated: tuple[EpisodeSummary, ...] = ()
 
     @property
     def n_frames(self) -> int:
         """Frames added."""
         return sum(item.n_frames for item in self.added)
+
+
+@dataclass(frozen=True)
+class _Policy:
+    on_duplicate: Literal["skip", "error"]
+    on_metadata: Literal["error", "update"]
+
+
+def _changed_metadata_error(change: MetadataUpdate) -> StoreError:
+    return StoreError(
+        f"{change.describe()} is already stored with different metadata; "
+        "nothing was stored (the new metadata would otherwise be dropped)",
+        hint="To apply the new metadata to the stored episodes, ingest again with "
+        "--update-metadata (EpisodeStore.add(on_metadata='update')); otherwise restore "
+        "the site profile the episodes were stored with.",
+    )
 
 
 class EpisodeStore:
@@ -123,34 +152,48 @@ class EpisodeStore:
         episodes: Iterable[Episode],
         *,
         on_duplicate: Literal["skip", "error"] = "skip",
+        on_metadata: Literal["error", "update"] = "error",
         progress: Callable[[EpisodeSummary], None] | None = None,
     ) -> IngestReceipt:
-        """Validate and store ``episodes`` atomically (see the module docstring)."""
+        """Validate and store ``episodes`` atomically (see the module docstring).
+
+        Raises
+        ------
+        StoreError
+            If an episode is already stored with different metadata and
+            ``on_metadata`` is ``"error"`` (nothing is stored), among others.
+        """
         with locked(self.layout.lock, exclusive=True):
             staging = Staging(self.layout.staging)
-            try:
+            writer: BatchWriter | None = None
+            try:  # everything from creating the staging directory on is rolled back
                 staging.create()
-            except OSError as exc:
-                raise self._write_error(exc) from exc
-            state = load_state(self.layout.dataset)
-            writer = BatchWriter(state, staging, file_size_mb=self.data_file_mb)
-            try:
-                skipped = self._stage(writer, episodes, on_duplicate, progress)
+                writer = BatchWriter(
+                    load_state(self.layout.dataset), staging, file_size_mb=self.data_file_mb
+                )
+                skipped, updates = self._stage(
+                    writer, episodes, _Policy(on_duplicate, on_metadata), progress
+                )
                 writer.finish()
-                if not writer.entries:
+                if not writer.entries and not updates:
                     staging.discard()
                     return IngestReceipt(None, (), tuple(skipped))
+                stage_metadata_updates(self.layout.dataset, staging, updates)
                 staging.seal()
-                self.catalog.record_commit(staging.commit_id, writer.entries)
-            except BaseException as exc:
-                writer.abort()
+                self.catalog.record_commit(
+                    staging.commit_id, writer.entries, [u.summary for u in updates]
+                )
+            except BaseException as exc:  # Ctrl-C and SIGTERM (as the CLI raises it) too
+                if writer is not None:
+                    writer.abort()
                 staging.discard()
                 if isinstance(exc, OSError) or disk_full(exc):
                     raise self._write_error(exc) from exc
                 raise
             self._apply(staging)
         added = tuple(summary for summary, _ in writer.entries)
-        return IngestReceipt(staging.commit_id, added, tuple(skipped))
+        updated = tuple(u.summary for u in updates)
+        return IngestReceipt(staging.commit_id, added, tuple(skipped), updated)
 
     def _write_error(self, exc: BaseException) -> StoreError:
         """The error to raise for ``exc``, raised while staging (nothing was stored)."""
@@ -162,8 +205,12 @@ class EpisodeStore:
         return StoreError(f"ingest failed, nothing was stored: {exc}")
 
     def _apply(self, staging: Staging) -> None:
+        """Move a committed ingest's files in; an interrupt here finishes it first."""
         try:
             staging.apply(self.layout.dataset)
+        except KeyboardInterrupt:
+            staging.apply(self.layout.dataset)  # idempotent; recover() would do the same
+            raise
         except OSError as exc:
             raise StoreError(
                 f"ingest {staging.commit_id} is committed but its files could not be moved "
@@ -175,28 +222,54 @@ class EpisodeStore:
         self,
         writer: BatchWriter,
         episodes: Iterable[Episode],
-        on_duplicate: str,
+        policy: _Policy,
         progress: Callable[[EpisodeSummary], None] | None,
-    ) -> list[str]:
+    ) -> tuple[list[str], list[MetadataUpdate]]:
         skipped: list[str] = []
+        updates: list[MetadataUpdate] = []
         seen: set[Digest] = set()
         with self.catalog.commitment_probe() as is_stored:
             for episode in episodes:
                 episode.validate()
                 commitment = episode.commitment()
-                if commitment in seen or is_stored(commitment.hex()):
-                    if on_duplicate == "error":
+                stored = commitment not in seen and is_stored(commitment.hex())
+                if commitment in seen or stored:
+                    if policy.on_duplicate == "error":
                         raise StoreError(
                             f"{episode.label()} is already stored as {episode.episode_id}",
                             hint="Drop it from the ingest, or pass on_duplicate='skip'.",
                         )
-                    skipped.append(episode.episode_id)
+                    change = self._metadata_change(writer, episode, commitment) if stored else None
+                    if change is None:
+                        skipped.append(episode.episode_id)
+                    elif policy.on_metadata == "error":
+                        raise _changed_metadata_error(change)
+                    else:
+                        updates.append(change)
+                    seen.add(commitment)
                     continue
                 seen.add(commitment)
                 summary = writer.add(episode, commitment)
                 if progress is not None:
                     progress(summary)
-        return skipped
+        return skipped, updates
+
+    def _metadata_change(
+        self, writer: BatchWriter, episode: Episode, commitment: Digest
+    ) -> MetadataUpdate | None:
+        found = self.catalog.by_commitment(commitment.hex())
+        if found is None:  # pragma: no cover - the probe just found it
+            return None
+        stored, where = found
+        rows = self._reader().episode_rows(
+            [where.episode_index],
+            METADATA_COLUMNS,
+            meta_files=[FileIndex(where.meta_chunk, where.meta_file)],
+        )
+        summary = summarise(
+            episode, where.episode_index, commitment, writer.sensors_digest(episode)
+        )
+        return metadata_change(episode, summary, stored, where, rows[where.episode_index])
 
     def select(self, query: EpisodeQuery | None = None) -> list[EpisodeSummary]:
         """Summaries of the episodes ``query`` selects (all when ``None``), in ingest order."""

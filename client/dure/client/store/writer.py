@@ -154,7 +154,7 @@ class BatchWriter:
         self._rows.append(encode_episode_row(episode, where, episode_stats(episode), commitment))
         if len(self._rows) >= _META_FLUSH_ROWS:
             self._flush_rows(self._schema)
-        summary = summarise(episode, self._episodes, commitment, self._sensors_digest(episode))
+        summary = summarise(episode, self._episodes, commitment, self.sensors_digest(episode))
         self.entries.append((summary, where))
         self._episodes += 1
         self._frames += episode.n_frames
@@ -230,7 +230,8 @@ class BatchWriter:
             return batch
         return {key: merge_stats(self._state.stats[key], item) for key, item in batch.items()}
 
-    def _sensors_digest(self, episode: Episode) -> HexDigest:
+    def sensors_digest(self, episode: Episode) -> HexDigest:
+        """The digest of ``episode``'s sensor configuration (cached per config object)."""
         sensors = episode.context.sensors  # episodes of one source share one config object
         cached = self._digests.get(id(sensors))
         if cached is None or cached[0] is not sensors:
