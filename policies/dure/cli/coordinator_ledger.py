@@ -44,7 +44,7 @@ def _export(
         summary = export_ledger(store, out)
     finally:
         store.close()
-    console.print(f"exported {summary.checkpoint.size} entries to {summary.out}")
+    console.print(f"exported {summary.entries} entries to {summary.out}")
     console.print(f"checkpoint {summary.checkpoint.origin} size {summary.checkpoint.size}")
     if summary.unsigned:
         console.print(

@@ -9,7 +9,10 @@ does) and factory-a keeps the receipts of every entry about it.
 
 The read API of docs/ledger-format.md is implemented minimally here, over the
 :class:`~dure.server.ledger.service.Ledger` service, and served through an
-``httpx.MockTransport`` (the real FastAPI app belongs to the service).
+``httpx.MockTransport`` (the real FastAPI app belongs to the service).  It serves
+the entries its tables hold, unchecked, as a hostile coordinator would after
+tampering with them (the real store refuses a table with a hole in it), and
+:meth:`Coordinator.export` exports them the same way.
 """
 
 from __future__ import annotations
@@ -28,11 +31,12 @@ from dure.policies.entries import AggregateCommitted, LedgerEntry, PolicyRegiste
 from dure.policies.errors import DureError
 from dure.policies.keys import SigningKey
 from dure.policies.receipt import Receipt
+from dure.server.ledger.errors import LedgerError
 from dure.server.ledger.export import export_ledger
 from dure.server.ledger.service import Ledger
 from dure.server.ledger.sql import SqlLedgerStore
 
-__all__ = ["NAME", "A", "B", "C", "Coordinator", "D", "read_api"]
+__all__ = ["NAME", "A", "B", "C", "Coordinator", "D", "read_api", "table_rows"]
 
 NAME = "dure.test/consortium-ledger"
 KEY = SigningKey.from_seed(b"\x5a" * 32)
@@ -46,6 +50,15 @@ def _about(entry: LedgerEntry, site: str) -> bool:
     if isinstance(entry, AggregateCommitted):
         return site in entry.contributors
     return getattr(entry, "site", None) == site
+
+
+def table_rows(store: SqlLedgerStore, start: int, end: int) -> list[bytes]:
+    """The leaves the entry table holds in ``[start, end)``, unchecked (gaps skipped)."""
+    if not 0 <= start <= end <= store.size():
+        raise LedgerError(f"entries [{start}, {end}) are outside the ledger")
+    query = text("SELECT leaf FROM dure_ledger_entry WHERE idx >= :s AND idx < :e ORDER BY idx")
+    with store.engine.connect() as conn:
+        return [bytes(row[0]) for row in conn.execute(query, {"s": start, "e": end})]
 
 
 def read_api(ledger: Ledger) -> httpx.MockTransport:
@@ -63,7 +76,8 @@ def read_api(ledger: Ledger) -> httpx.MockTransport:
             if path == "/v1/ledger/public-key":
                 return httpx.Response(200, text=ledger.public_key())
             if path == "/v1/ledger/entries":
-                rows = store.entries(q["start"], q["end"])
+                assert isinstance(store, SqlLedgerStore)
+                rows = table_rows(store, q["start"], q["end"])
                 items = [
                     {"index": q["start"] + i, "entry": b64encode(e)} for i, e in enumerate(rows)
                 ]
@@ -151,7 +165,18 @@ class Coordinator:
         return path
 
     def export(self, folder: Path) -> Path:
-        export_ledger(self.store, folder)
+        """Export the ledger; a tampered one as its tables hold it (the store refuses)."""
+        try:
+            export_ledger(self.store, folder)
+        except LedgerError:
+            stored = self.store.latest_checkpoint()
+            assert stored is not None
+            rows = table_rows(self.store, 0, stored.checkpoint.size)
+            lines = [json.dumps({"index": i, "entry": b64encode(e)}) for i, e in enumerate(rows)]
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "entries.jsonl").write_text("".join(line + "\n" for line in lines))
+            (folder / "checkpoint").write_text(stored.note)
+            (folder / "public-key").write_text(stored.verifier_key + "\n")
         return folder
 
     def sql(self, statement: str, **params: object) -> None:

@@ -57,7 +57,7 @@ def _source(handler: Handler) -> HttpLedgerSource:
     ("response", "match"),
     [
         (httpx.Response(503, text="down"), "HTTP 503"),
-        (httpx.Response(200, text="not json"), "not JSON"),
+        (httpx.Response(200, text="not json"), "not valid JSON"),
         (httpx.Response(200, json={"entries": "x"}), "expected"),
         (httpx.Response(200, json={"entries": [{"index": 0}]}), "index"),
         (httpx.Response(200, json={"entries": [{"index": 0, "entry": "*"}]}), "not base64"),
@@ -113,7 +113,8 @@ def test_a_missing_entry_is_located() -> None:
 
 def test_an_export_cannot_locate_and_rejects_bad_lines(tmp_path: Path) -> None:
     (tmp_path / "entries.jsonl").write_text('{"index": 0, "entry": "AA=="}\nnot json\n')
-    with pytest.raises(LedgerSourceError, match=r"entries\.jsonl:2: not JSON"):
+    bad_line = r"entries\.jsonl:2: not a valid export line: document is not valid JSON"
+    with pytest.raises(LedgerSourceError, match=bad_line):
         ExportLedgerSource(tmp_path).entries(0, 2)
     assert ExportLedgerSource(tmp_path).consistency_proof(1, 2) is None
     with pytest.raises(LedgerSourceError, match="cannot read"):

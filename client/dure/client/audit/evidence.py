@@ -54,8 +54,9 @@ def _receipt(path: Path) -> HeldReceipt:
             raise LedgerSourceError(f'{path}: expected {{"entry": base64, "receipt": {{...}}}}')
         entry = b64decode(value["entry"])
         receipt = Receipt.from_json(json.dumps(value.get("receipt")), source=str(path))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise LedgerSourceError(f"{path}: unreadable receipt ({exc})") from exc
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+        raise LedgerSourceError(f"{path}: unreadable receipt ({reason})") from exc
     except DureError as exc:
         raise LedgerSourceError(f"{path}: unreadable receipt: {exc.message}") from exc
     return HeldReceipt(path, entry, receipt)

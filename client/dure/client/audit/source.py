@@ -14,30 +14,47 @@ The API routes are those of docs/ledger-format.md "Read API"::
 
 :class:`HttpLedgerSource` takes an ``httpx`` transport for tests
 (``httpx.MockTransport``); every network or format problem becomes a
-:class:`~dure.client.audit.errors.LedgerSourceError`.
+:class:`~dure.client.audit.errors.LedgerSourceError`.  JSON is parsed with the
+kernel's strict :func:`~dure.policies.canonical.parse_json`, so a hostile answer
+(nesting 100,000 deep, a 5,000-digit integer) is refused with a one-line reason,
+never a ``RecursionError``.  A coordinator that answers, but with something that
+is not a valid ledger answer (malformed JSON, a corrupt entry, an error status),
+is reported as such, with a hint that it is not a network problem.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import httpx
 
 from dure.client.audit.errors import LedgerSourceError
+from dure.policies.canonical import JsonValue, parse_json
 from dure.policies.encoding import b64decode, digest_from_b64
 from dure.policies.errors import EncodingError
 
 __all__ = [
+    "MALFORMED_HINT",
     "ExportLedgerSource",
     "HttpLedgerSource",
     "LedgerSource",
     "parse_proof",
+    "problem_summary",
 ]
 
 _CHECKPOINT_FILE, _ENTRIES_FILE = "checkpoint", "entries.jsonl"
 _MAX_PROOF = 128
+MALFORMED_HINT = (
+    "The source answered, but not with a valid ledger (malformed or corrupt data); this is "
+    "not a network problem. Do not trust it: keep the answer as evidence and alert the "
+    "coordinator's operator and the consortium."
+)
+_SERVER_HINT = (
+    "The coordinator answered with an error (its reason is above); this is not a network "
+    "problem. Ask its operator to fix it (a 5xx names a fault on the coordinator's side), "
+    "then audit again."
+)
 
 
 class LedgerSource(Protocol):
@@ -76,21 +93,29 @@ def parse_proof(value: object, where: str, expect: dict[str, int]) -> list[bytes
         If the object is malformed, echoes other sizes, or a hash is not 32 bytes.
     """
     if not isinstance(value, dict) or set(value) != {*expect, "hashes"}:
-        raise LedgerSourceError(f"{where}: expected an object with {sorted(expect)} and hashes")
+        raise LedgerSourceError(
+            f"{where}: expected an object with {sorted(expect)} and hashes", hint=MALFORMED_HINT
+        )
     for name, number in expect.items():
         if value[name] != number or type(value[name]) is not int:
-            raise LedgerSourceError(f"{where}: {name} is {value[name]!r}, asked for {number}")
+            raise LedgerSourceError(
+                f"{where}: {name} is {value[name]!r}, asked for {number}", hint=MALFORMED_HINT
+            )
     hashes = value["hashes"]
     if (
         not isinstance(hashes, list)
         or len(hashes) > _MAX_PROOF
         or not all(isinstance(h, str) for h in hashes)
     ):
-        raise LedgerSourceError(f"{where}: hashes must be a list of at most {_MAX_PROOF} strings")
+        raise LedgerSourceError(
+            f"{where}: hashes must be a list of at most {_MAX_PROOF} strings", hint=MALFORMED_HINT
+        )
     try:
         return [bytes(digest_from_b64(h)) for h in hashes]
     except EncodingError as exc:
-        raise LedgerSourceError(f"{where}: a proof hash is not base64 of 32 bytes") from exc
+        raise LedgerSourceError(
+            f"{where}: a proof hash is not base64 of 32 bytes", hint=MALFORMED_HINT
+        ) from exc
 
 
 class HttpLedgerSource:
@@ -131,7 +156,7 @@ class HttpLedgerSource:
         value = self._json("/v1/ledger/entries", {"start": start, "end": end})
         items = value.get("entries") if isinstance(value, dict) else None
         if not isinstance(items, list):
-            raise LedgerSourceError(f"{where}: expected {{'entries': [...]}}")
+            raise LedgerSourceError(f"{where}: expected {{'entries': [...]}}", hint=MALFORMED_HINT)
         return [_entry(item, f"{where} item {n}") for n, item in enumerate(items)]
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
@@ -146,12 +171,14 @@ class HttpLedgerSource:
         value = self._json("/v1/ledger/proof/inclusion", expect)
         return parse_proof(value, f"{self._base} inclusion proof {index}@{size}", expect)
 
-    def _json(self, path: str, params: dict[str, int]) -> Any:
+    def _json(self, path: str, params: dict[str, int]) -> JsonValue:
         response = self._get(path, params)
         try:
-            return response.json()
-        except ValueError as exc:
-            raise LedgerSourceError(f"{response.url}: the answer is not JSON") from exc
+            return parse_json(response.content)
+        except EncodingError as exc:
+            raise LedgerSourceError(
+                f"{response.url}: the answer is not valid JSON: {exc.message}", hint=MALFORMED_HINT
+            ) from exc
 
     def _get(self, path: str, params: dict[str, int]) -> httpx.Response:
         try:
@@ -160,21 +187,38 @@ class HttpLedgerSource:
             raise LedgerSourceError(f"{self._base}{path}: request failed ({exc})") from exc
         if response.status_code != 200:
             raise LedgerSourceError(
-                f"{response.url}: HTTP {response.status_code} {response.text[:200]!r}"
+                f"{response.url}: the coordinator answered HTTP {response.status_code}: "
+                f"{problem_summary(response)}",
+                hint=_SERVER_HINT,
             )
         return response
 
 
+def problem_summary(response: httpx.Response) -> str:
+    """Return ``code: detail`` of a problem document, else the start of the body (quoted)."""
+    try:
+        value = parse_json(response.content)
+    except EncodingError:
+        return repr(response.text[:200])
+    if isinstance(value, dict) and "code" in value:
+        return f"{str(value.get('code'))[:100]}: {str(value.get('detail'))[:300]}"
+    return repr(response.text[:200])
+
+
 def _entry(item: object, where: str) -> tuple[int, bytes]:
     if not isinstance(item, dict) or set(item) != {"index", "entry"}:
-        raise LedgerSourceError(f'{where}: expected {{"index", "entry"}}')
+        raise LedgerSourceError(f'{where}: expected {{"index", "entry"}}', hint=MALFORMED_HINT)
     index, entry = item["index"], item["entry"]
     if type(index) is not int or not isinstance(entry, str):
-        raise LedgerSourceError(f"{where}: index must be an integer and entry base64 text")
+        raise LedgerSourceError(
+            f"{where}: index must be an integer and entry base64 text", hint=MALFORMED_HINT
+        )
     try:
         return index, b64decode(entry)
     except EncodingError as exc:
-        raise LedgerSourceError(f"{where}: entry {index} is not base64") from exc
+        raise LedgerSourceError(
+            f"{where}: entry {index} is not base64", hint=MALFORMED_HINT
+        ) from exc
 
 
 class ExportLedgerSource:
@@ -212,9 +256,11 @@ class ExportLedgerSource:
         found = []
         for number, line in enumerate(_read(path).splitlines(), start=1):
             try:
-                item = json.loads(line)
-            except ValueError as exc:
-                raise LedgerSourceError(f"{path}:{number}: not JSON") from exc
+                item = parse_json(line.encode("utf-8"))
+            except EncodingError as exc:
+                raise LedgerSourceError(
+                    f"{path}:{number}: not a valid export line: {exc.message}", hint=MALFORMED_HINT
+                ) from exc
             found.append(_entry(item, f"{path}:{number}"))
         return found
 

@@ -30,11 +30,17 @@ from typing import Any
 import httpx
 
 from dure.client.audit.errors import LedgerSourceError, WitnessRefusedError
-from dure.client.audit.source import HttpLedgerSource, LedgerSource
+from dure.client.audit.source import (
+    MALFORMED_HINT,
+    HttpLedgerSource,
+    LedgerSource,
+    problem_summary,
+)
 from dure.client.audit.state import CheckpointStore
 from dure.policies.audit.witness import WitnessDecision, cosign_note, decide
+from dure.policies.canonical import parse_json
 from dure.policies.checkpoint import Checkpoint, Cosigner, open_checkpoint
-from dure.policies.errors import NoteError
+from dure.policies.errors import EncodingError, NoteError
 from dure.policies.note import Ed25519Verifier
 
 __all__ = ["FactoryWitness", "Submitted", "WitnessEndpoint"]
@@ -121,11 +127,13 @@ class WitnessEndpoint:
         """
         response = self._send("POST", _COSIGNATURES, content=note.encode("utf-8"), headers=_TEXT)
         try:
-            value = response.json()
-        except ValueError as exc:
-            raise LedgerSourceError(f"{response.url}: the answer is not JSON") from exc
+            value = parse_json(response.content)
+        except EncodingError as exc:
+            raise LedgerSourceError(
+                f"{response.url}: the answer is not valid JSON: {exc.message}", hint=MALFORMED_HINT
+            ) from exc
         if not isinstance(value, dict):
-            raise LedgerSourceError(f"{response.url}: expected a JSON object")
+            raise LedgerSourceError(f"{response.url}: expected a JSON object", hint=MALFORMED_HINT)
         return value
 
     def _send(self, method: str, path: str, **options: Any) -> httpx.Response:
@@ -136,7 +144,7 @@ class WitnessEndpoint:
         if response.status_code != 200:
             raise LedgerSourceError(
                 f"{response.url}: the coordinator answered {response.status_code} "
-                f"{_problem(response)}",
+                f"{problem_summary(response)}",
                 hint="Read the coordinator's reason above; fetch the pending checkpoint again "
                 "if it moved on (server.witness_stale).",
             )
@@ -144,16 +152,6 @@ class WitnessEndpoint:
 
 
 _TEXT = {"content-type": "text/plain; charset=utf-8"}
-
-
-def _problem(response: httpx.Response) -> str:
-    try:
-        value = response.json()
-    except ValueError:
-        return repr(response.text[:200])
-    if isinstance(value, dict) and "code" in value:
-        return f"{value.get('code')}: {value.get('detail')}"
-    return repr(response.text[:200])
 
 
 class FactoryWitness:

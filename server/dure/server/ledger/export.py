@@ -27,6 +27,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from dure.policies.canonical import parse_json
 from dure.policies.checkpoint import Checkpoint, open_checkpoint
 from dure.policies.encoding import b64decode, b64encode
 from dure.policies.entries import LedgerEntry
@@ -36,7 +37,7 @@ from dure.policies.tree import MerkleTree
 from dure.server.ledger.errors import LedgerError, LedgerExportError
 from dure.server.ledger.publication import with_stored_cosignatures
 from dure.server.ledger.sql import SqlLedgerStore
-from dure.server.ledger.store import LedgerStore
+from dure.server.ledger.store import CORRUPT_HINT, LedgerStore
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -62,6 +63,8 @@ class ExportSummary:
     checkpoint: Checkpoint
     unsigned: int
     """Entries past the checkpoint, left out of the export."""
+    entries: int
+    """Lines written to ``entries.jsonl``: always the checkpoint's size."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +82,9 @@ def export_ledger(store: LedgerStore, out: Path) -> ExportSummary:
     Raises
     ------
     LedgerError
-        If the ledger has no signed checkpoint yet, or ``out`` cannot be written.
+        If the ledger has no signed checkpoint yet, an entry under it is missing or
+        not bytes in the database (corruption: nothing is written), or ``out``
+        cannot be written.
     """
     stored = store.latest_checkpoint()
     if stored is None:
@@ -91,21 +96,28 @@ def export_ledger(store: LedgerStore, out: Path) -> ExportSummary:
     note = stored.note
     if isinstance(store, SqlLedgerStore):
         note = with_stored_cosignatures(store.engine, note)
+    lines = _entry_lines(store, size)  # read (and checked) before anything is written
     try:
         out.mkdir(parents=True, exist_ok=True)
-        _write_atomic(out / ENTRIES_FILE, _entry_lines(store, size))
+        _write_atomic(out / ENTRIES_FILE, lines)
         _write_atomic(out / PUBLIC_KEY_FILE, [stored.verifier_key.strip() + "\n"])
         _write_atomic(out / CHECKPOINT_FILE, [note])
     except OSError as exc:
         raise LedgerError(f"{out}: cannot write the export ({exc.strerror})") from exc
-    return ExportSummary(out, stored.checkpoint, store.size() - size)
+    return ExportSummary(out, stored.checkpoint, store.size() - size, len(lines))
 
 
 def _entry_lines(store: LedgerStore, size: int) -> list[str]:
     lines: list[str] = []
     for start in range(0, size, _CHUNK):
         end = min(start + _CHUNK, size)
-        for offset, entry in enumerate(store.entries(start, end)):
+        rows = store.entries(start, end)
+        if len(rows) != end - start:  # a store that does not check its rows itself
+            raise LedgerError(
+                f"ledger corrupt: entries [{start}, {end}) returned {len(rows)} rows",
+                hint=CORRUPT_HINT,
+            )
+        for offset, entry in enumerate(rows):
             record = {"index": start + offset, "entry": b64encode(entry)}
             lines.append(json.dumps(record, separators=(",", ":")) + "\n")
     return lines
@@ -172,9 +184,9 @@ def _read(path: Path) -> str:
 def _entry(line: str, number: int, path: Path) -> tuple[bytes, LedgerEntry]:
     where = f"{path}:{number + 1}"
     try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise LedgerExportError(f"{where}: not JSON ({exc.msg})") from exc
+        record = parse_json(line.encode("utf-8"))
+    except EncodingError as exc:  # malformed, too deep, an integer too long: one line each
+        raise LedgerExportError(f"{where}: not a valid export line: {exc.message}") from exc
     if not isinstance(record, dict) or set(record) != {"index", "entry"}:
         raise LedgerExportError(f'{where}: expected {{"index", "entry"}}, got {line[:80]!r}')
     if record["index"] != number or type(record["index"]) is not int:

@@ -55,7 +55,12 @@ from dure.server.ledger.engine import (
     prepare_engine,
 )
 from dure.server.ledger.errors import LedgerError
-from dure.server.ledger.store import StoredCheckpoint, admit_checkpoint, check_range
+from dure.server.ledger.store import (
+    StoredCheckpoint,
+    admit_checkpoint,
+    check_range,
+    checked_rows,
+)
 from dure.server.ledger.tables import LEDGER_TABLES
 
 __all__ = ["SqlLedgerStore"]
@@ -203,20 +208,20 @@ class SqlLedgerStore:
         return self._transaction(self._size, write=False)
 
     def entries(self, start: int, end: int) -> list[bytes]:
-        """Return entries ``start`` to ``end - 1``."""
-        return [bytes(row[0]) for row in self._rows(_ENTRY.c.leaf, start, end)]
+        """Return entries ``start`` to ``end - 1``; a missing or mistyped row is corruption."""
+        return self._rows(_ENTRY.c.leaf, start, end, "leaf")
 
     def leaf_hashes(self, start: int, end: int) -> list[Digest]:
         """Return the leaf hashes of entries ``start`` to ``end - 1``."""
-        return [Digest(bytes(row[0])) for row in self._rows(_ENTRY.c.leaf_hash, start, end)]
+        return [Digest(h) for h in self._rows(_ENTRY.c.leaf_hash, start, end, "leaf hash")]
 
-    def _rows(self, column: Any, start: int, end: int) -> list[Any]:
-        def work(conn: Connection) -> list[Any]:
+    def _rows(self, column: Any, start: int, end: int, what: str) -> list[bytes]:
+        def work(conn: Connection) -> list[tuple[int, object]]:
             check_range(start, end, self._size(conn))
-            query = select(column).where(_ENTRY.c.idx >= start, _ENTRY.c.idx < end)
-            return list(conn.execute(query.order_by(_ENTRY.c.idx)).all())
+            query = select(_ENTRY.c.idx, column).where(_ENTRY.c.idx >= start, _ENTRY.c.idx < end)
+            return [(int(i), v) for i, v in conn.execute(query.order_by(_ENTRY.c.idx)).all()]
 
-        return self._transaction(work, write=False)
+        return checked_rows(self._transaction(work, write=False), start, end, what)
 
     def node(self, level: int, index: int) -> bytes:
         """Return the hash of complete perfect subtree ``(level, index)``."""

@@ -23,9 +23,22 @@ from dure.policies.encoding import Digest
 from dure.policies.errors import ProofError
 from dure.policies.note import Ed25519Verifier
 from dure.policies.tree import GetNode, consistency_path, tree_root
-from dure.server.ledger.errors import LedgerConflictError, LedgerRangeError
+from dure.server.ledger.errors import LedgerConflictError, LedgerError, LedgerRangeError
 
-__all__ = ["LedgerStore", "StoredCheckpoint", "admit_checkpoint", "check_range"]
+__all__ = [
+    "CORRUPT_HINT",
+    "LedgerStore",
+    "StoredCheckpoint",
+    "admit_checkpoint",
+    "check_range",
+    "checked_rows",
+]
+
+CORRUPT_HINT = (
+    "The ledger's database was altered or damaged outside the coordinator: stop the "
+    "coordinator, restore the database from a backup or a verified export, and alert the "
+    "consortium; never export or serve it as it is."
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +134,41 @@ def check_range(start: int, end: int, size: int) -> None:
     """Raise :class:`LedgerRangeError` unless ``0 <= start <= end <= size``."""
     if not 0 <= start <= end <= size:
         raise LedgerRangeError(f"entries [{start}, {end}) are outside the ledger of {size} entries")
+
+
+def checked_rows(
+    rows: Sequence[tuple[int, object]], start: int, end: int, what: str
+) -> list[bytes]:
+    """Return the values of rows ``(index, value)`` read for ``[start, end)``, checked.
+
+    A store reads rows it wrote itself; one missing under the head or a value that
+    is not bytes means the database was altered behind the ledger's back, and every
+    reader fails closed rather than serve or export a log with a hole in it.
+
+    Raises
+    ------
+    LedgerError
+        If an index in ``[start, end)`` is missing (naming the first one) or a
+        value is not bytes (naming its index and the type stored).
+    """
+    values: list[bytes] = []
+    for expected, (index, value) in enumerate(rows, start):
+        if index != expected:
+            break
+        if not isinstance(value, bytes | bytearray | memoryview):
+            raise LedgerError(
+                f"ledger corrupt: the {what} of entry {index} is stored as "
+                f"{type(value).__name__}, not bytes",
+                hint=CORRUPT_HINT,
+            )
+        values.append(bytes(value))
+    if len(values) != end - start:
+        raise LedgerError(
+            f"ledger corrupt: entry {start + len(values)} is missing from the database, "
+            f"below its head (entries [{start}, {end}) asked)",
+            hint=CORRUPT_HINT,
+        )
+    return values
 
 
 def admit_checkpoint(

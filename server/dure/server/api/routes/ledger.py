@@ -6,7 +6,8 @@ pinned.  The checkpoint is the newest *published* one: with a witness quorum
 configured, the newest that quorum cosigned, its cosignature lines appended
 (:class:`~dure.server.ledger.publication.Publication`).  JSON bodies are
 serialised with orjson straight from the store's answer (these routes are the
-hot path of receipts and audits).
+hot path of receipts and audits).  A corrupt ledger database answers ``500
+server.ledger`` with a problem naming the corrupt entry (see :func:`entries`).
 """
 
 from __future__ import annotations
@@ -60,7 +61,13 @@ def public_key(services: ServicesDep) -> PlainTextResponse:
 
 @router.get("/entries", response_model=EntriesPublic)
 def entries(services: ServicesDep, start: Count, end: Count) -> Response:
-    """Entries ``start`` (inclusive) to ``end`` (exclusive): index and base64 leaf bytes."""
+    """Entries ``start`` (inclusive) to ``end`` (exclusive): index and base64 leaf bytes.
+
+    A database altered under the ledger (a row missing below the head, a leaf not
+    stored as bytes) is a fault on the coordinator's side, not the caller's: the
+    route answers ``500 server.ledger`` with a problem document whose detail starts
+    ``ledger corrupt:`` and names the entry, and serves no part of the range.
+    """
     page = services.settings.max_page
     if end - start > page:
         raise RequestError(f"entries [{start}, {end}) is more than {page} entries; page through")
