@@ -107,14 +107,14 @@ def sync_coordinator_registry(cfg: CoordinatorConfig) -> list[tuple[str, str]]:
 
 
 def _open_services(cfg: CoordinatorConfig) -> tuple[Any, Any, Any]:
-    from dure.policies.keys import SigningKey
+    from dure.cli.files import load_signing_key
     from dure.server.ledger.service import Ledger
     from dure.server.ledger.sql import SqlLedgerStore
     from dure.server.storage.database import Database
     from dure.server.storage.registry import SqlRegistry
 
     store = SqlLedgerStore.from_url(cfg.service.database, create=False)
-    ledger = Ledger(store, SigningKey.load(cfg.service.ledger_key), cfg.service.ledger_name)
+    ledger = Ledger(store, load_signing_key(cfg.service.ledger_key), cfg.service.ledger_name)
     return store, ledger, SqlRegistry(Database(store.engine))
 
 

@@ -99,8 +99,8 @@ def _policy_revoke(
     ] = "exclude-future",
 ) -> None:
     """Sign the revocation of one of this site's policies (send it to the coordinator)."""
+    from dure.cli.files import load_signing_key
     from dure.policies.errors import DocumentError
-    from dure.policies.keys import SigningKey
     from dure.policies.policy import UsagePolicy
     from dure.policies.revocation import Revocation, effective_mode
     from dure.policies.terms import REVOCATION_MODES
@@ -110,7 +110,7 @@ def _policy_revoke(
             f"--mode {mode!r} is not a revocation mode",
             hint=f"Use one of {', '.join(REVOCATION_MODES)}.",
         )
-    signing = SigningKey.load(key)
+    signing = load_signing_key(key)
     opened = _open_with(envelope, "policy", UsagePolicy, {signing.key_id: signing.public})
     revocation = Revocation.from_value(
         {
@@ -241,11 +241,10 @@ def _print_decision(decision: Decision) -> None:
 
 
 def _sign(kind: str, document: SignableDocument, key_path: Path, out: Path) -> None:
-    from dure.cli.files import write_new
-    from dure.policies.keys import SigningKey
+    from dure.cli.files import load_signing_key, write_new
     from dure.policies.signed import document_id, sign_document
 
-    envelope = sign_document(kind, document, SigningKey.load(key_path))
+    envelope = sign_document(kind, document, load_signing_key(key_path))
     write_new(out, envelope.to_json())
     console.print(f"signed {kind} written to {out}")
     console.print(f"{kind} id {document_id(envelope.payload)}")

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dure.policies.errors import DureError
 
-__all__ = ["CliFileError", "read_bytes", "read_text", "write_new"]
+if TYPE_CHECKING:
+    from dure.policies.keys import SigningKey
+
+__all__ = ["CliFileError", "load_signing_key", "read_bytes", "read_text", "write_new"]
+
+_PUBLIC_MARKERS = (b"-----BEGIN PUBLIC KEY-----", b"ssh-", b"ecdsa-sha2-")
 
 
 class CliFileError(DureError):
@@ -44,3 +50,32 @@ def write_new(path: Path, data: bytes, *, overwrite: bool = False) -> None:
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise CliFileError(f"{path}: cannot write ({exc.strerror})") from exc
+
+
+def load_signing_key(path: Path) -> SigningKey:
+    """Load the Ed25519 private key ``path``; a public key given instead is named as one.
+
+    A public key file is world-readable by design, so the kernel's permission
+    check would otherwise report it as a private key "accessible by others".
+
+    Raises
+    ------
+    KeyFileError
+        If ``path`` holds a public key, or cannot be used as a private key.
+    """
+    from dure.policies.errors import KeyFileError
+    from dure.policies.keys import SigningKey
+
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(64).lstrip()
+    except OSError:
+        head = b""  # the kernel names the problem
+    if head.startswith(_PUBLIC_MARKERS):
+        private = path.with_suffix("") if path.suffix == ".pub" else None
+        where = f" ({private})" if private is not None else ""
+        raise KeyFileError(
+            f"{path}: this is a public key; pass the private key file",
+            hint=f"Pass the private key{where} that 'dure keys new' wrote next to the .pub file.",
+        )
+    return SigningKey.load(path)

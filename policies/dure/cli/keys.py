@@ -51,11 +51,10 @@ def _identity(
     out: Annotated[Path, typer.Option(help="Where to write the signed identity.")],
 ) -> None:
     """Sign the site identity that binds SITE to its signing and SuperNode keys."""
-    from dure.cli.files import read_text, write_new
+    from dure.cli.files import load_signing_key, read_text, write_new
     from dure.policies.identity import SiteIdentity, sign_site_identity
-    from dure.policies.keys import SigningKey
 
-    signing = SigningKey.load(key)
+    signing = load_signing_key(key)
     document = SiteIdentity.create(site, signing, read_text(supernode_pub))
     write_new(out, sign_site_identity(document, signing).to_json())
     console.print(f"identity of {site} written to {out} (id {document.document_id()[:16]}…)")
