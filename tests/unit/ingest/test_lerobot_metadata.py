@@ -12,6 +12,7 @@ command.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -163,6 +164,7 @@ def test_a_width_or_other_format_spec_is_refused_in_a_short_message(
     edit_info(root, data_path=f"data/chunk-000/episode_{field}.parquet")
     error = _refusal(root, "lerobot-v21", tmp_path / "home")
     assert len(error.message) < 400, len(error.message)
+    assert re.search(r"is not an integer format|conversion !|field '' is not one of", error.message)
 
 
 def test_a_long_template_is_echoed_cut(datasets: dict[str, Path], tmp_path: Path) -> None:
