@@ -18,14 +18,14 @@ from types import FrameType
 from typing import Annotated, Literal
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from dure.cli.output import make_console
 
 __all__ = ["ingest", "register", "simulate"]
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = make_console()  # markup off: file paths and names are printed literally
+err_console = make_console(stderr=True)
 
 STYLE_NAMES = ("rosbag", "mcap", "lerobot-v21", "lerobot-v3", "robomimic", "csv")
 DEFAULT_HOME = Path("dure-factory")
@@ -91,7 +91,7 @@ def simulate(
             progress=lambda _: bar.advance(job),
         )
     succeeded = sum(ep.succeeded for ep in result.episodes)
-    data_path, profile_path = escape(str(result.data_path)), escape(str(result.profile_path))
+    data_path, profile_path = result.data_path, result.profile_path
     console.print(f"wrote {len(result.episodes)} episodes ({succeeded} successful) to {data_path}")
     console.print(f"site profile: {profile_path}")
     console.print(f"ingest with: dure factory ingest {data_path} --profile {profile_path}")
@@ -137,7 +137,7 @@ def ingest(
             progress=lambda _: bar.advance(job),
         )
     console.print(
-        f"stored {len(receipt.added)} episodes ({receipt.n_frames} frames) in {escape(str(home))}"
+        f"stored {len(receipt.added)} episodes ({receipt.n_frames} frames) in {home}"
         + (f", skipped {len(receipt.skipped)} already stored" if receipt.skipped else "")
         + (f", updated {len(receipt.updated)} episodes' metadata" if receipt.updated else "")
     )
