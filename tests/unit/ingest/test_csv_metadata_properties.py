@@ -134,7 +134,7 @@ def test_any_time_column_imports_or_is_refused_cleanly(column: list[Any], unit: 
 
 
 names = st.text(
-    st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=20
+    st.characters(codec="utf-8", exclude_categories=["Cs"]), min_size=1, max_size=20
 ).filter(lambda s: s.strip() == s and "\x00" not in s)
 
 
