@@ -90,7 +90,7 @@ def _serve(
         witness_keys=tuple(witness_key) if witness_key else None,
         witness_quorum=witness_quorum,
     )
-    _check_schema(settings.db_url, upgrade)
+    _check_schema(_checked_url(settings.db_url), upgrade)
     configure_logging(settings.log_level)
     options = {"host": host, "port": port, "log_config": None, "access_log": False}
     console.print(
@@ -118,7 +118,7 @@ def _upgrade(
     from dure.server.settings import ServiceSettings
     from dure.server.storage.migrate import upgrade
 
-    url = ServiceSettings.from_env(db_url=db).db_url
+    url = _checked_url(ServiceSettings.from_env(db_url=db).db_url)
     at = upgrade(url, revision)
     console.print(f"database {_redacted(url)} at revision {at}")
 
@@ -128,8 +128,15 @@ def _current(db: Db = None) -> None:
     from dure.server.settings import ServiceSettings
     from dure.server.storage.migrate import current_revision, head_revision
 
-    url = ServiceSettings.from_env(db_url=db).db_url
+    url = _checked_url(ServiceSettings.from_env(db_url=db).db_url)
     console.print(f"database {current_revision(url)}, code {head_revision()}")
+
+
+def _checked_url(url: str) -> str:
+    from dure.server.ledger.engine import check_database_url, normalise_url
+
+    check_database_url(normalise_url(url))
+    return url
 
 
 def _check_schema(url: str, upgrade: bool) -> None:

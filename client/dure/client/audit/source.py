@@ -39,6 +39,7 @@ __all__ = [
     "ExportLedgerSource",
     "HttpLedgerSource",
     "LedgerSource",
+    "open_client",
     "parse_proof",
     "problem_summary",
 ]
@@ -129,7 +130,7 @@ class HttpLedgerSource:
         timeout: float = 30.0,
     ) -> None:
         self._base = base_url.rstrip("/")
-        self._client = httpx.Client(base_url=self._base, transport=transport, timeout=timeout)
+        self._client = open_client(self._base, transport, timeout)
 
     @property
     def description(self) -> str:
@@ -183,7 +184,7 @@ class HttpLedgerSource:
     def _get(self, path: str, params: dict[str, int]) -> httpx.Response:
         try:
             response = self._client.get(path, params=params)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise LedgerSourceError(f"{self._base}{path}: request failed ({exc})") from exc
         if response.status_code != 200:
             raise LedgerSourceError(
@@ -192,6 +193,19 @@ class HttpLedgerSource:
                 hint=_SERVER_HINT,
             )
         return response
+
+
+def open_client(
+    base_url: str, transport: httpx.BaseTransport | None, timeout: float
+) -> httpx.Client:
+    """Return an HTTP client for ``base_url``; a malformed URL is a :class:`LedgerSourceError`."""
+    try:
+        return httpx.Client(base_url=base_url, transport=transport, timeout=timeout)
+    except httpx.InvalidURL as exc:
+        raise LedgerSourceError(
+            f"{base_url[:200]!r} is not a URL ({exc})",
+            hint="Give the coordinator's base URL, e.g. https://coordinator.example:8443.",
+        ) from exc
 
 
 def problem_summary(response: httpx.Response) -> str:

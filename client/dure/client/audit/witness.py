@@ -34,6 +34,7 @@ from dure.client.audit.source import (
     MALFORMED_HINT,
     HttpLedgerSource,
     LedgerSource,
+    open_client,
     problem_summary,
 )
 from dure.client.audit.state import CheckpointStore
@@ -81,7 +82,7 @@ class WitnessEndpoint:
     ) -> None:
         self._base = base_url.rstrip("/")
         self._ledger = HttpLedgerSource(self._base, transport=transport, timeout=timeout)
-        self._client = httpx.Client(base_url=self._base, transport=transport, timeout=timeout)
+        self._client = open_client(self._base, transport, timeout)
 
     @property
     def description(self) -> str:
@@ -139,7 +140,7 @@ class WitnessEndpoint:
     def _send(self, method: str, path: str, **options: Any) -> httpx.Response:
         try:
             response = self._client.request(method, path, **options)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise LedgerSourceError(f"{self._base}{path}: request failed ({exc})") from exc
         if response.status_code != 200:
             raise LedgerSourceError(

@@ -5,10 +5,12 @@ Nothing here runs at import time: an engine is built when a caller asks for one.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import StaticPool
 
 from dure.server.ledger.errors import LedgerError
@@ -16,6 +18,7 @@ from dure.server.ledger.errors import LedgerError
 __all__ = [
     "SQLITE_BEGIN",
     "check_database_exists",
+    "check_database_url",
     "create_ledger_engine",
     "normalise_url",
     "prepare_engine",
@@ -34,6 +37,25 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def check_database_url(url: str) -> str:
+    """Return ``url`` if SQLAlchemy can parse it as a database URL.
+
+    Raises
+    ------
+    LedgerError
+        If it cannot (no scheme, a malformed host or port...).
+    """
+    try:
+        make_url(url)
+    except (ArgumentError, ValueError) as exc:  # e.g. a malformed port: int() fails
+        shown = re.sub(r"//[^/@]*@", "//…@", url[:200])  # never echo a password
+        raise LedgerError(
+            f"{shown!r} is not a database URL",
+            hint="Give sqlite:///PATH or postgresql://USER@HOST/DB (--db, or its variable).",
+        ) from exc
+    return url
+
+
 def create_ledger_engine(url: str, **options: Any) -> Engine:
     """Build an engine for the ledger at ``url`` (``sqlite:///path`` or ``postgresql://…``).
 
@@ -41,8 +63,13 @@ def create_ledger_engine(url: str, **options: Any) -> Engine:
     connection.  Other databases get ``pool_pre_ping``: a pooled connection that
     died with a server restart is replaced when checked out, not used and failed.
     Extra ``options`` go to :func:`sqlalchemy.create_engine`.
+
+    Raises
+    ------
+    LedgerError
+        If ``url`` is not a database URL.
     """
-    url = normalise_url(url)
+    url = check_database_url(normalise_url(url))
     if url.startswith("sqlite"):
         options.setdefault("connect_args", {}).setdefault("timeout", 30.0)
         if url in ("sqlite://", "sqlite:///:memory:"):
