@@ -173,21 +173,9 @@ def _consoles_and_markup(tree: ast.Module) -> list[str]:
     return problems
 
 
-# factory_ingest.py escapes some values by hand but still prints paths through a
-# markup console; its owner was asked to use make_console.  Strict: passing fails.
-_PENDING = pytest.mark.xfail(strict=True, reason="factory_ingest.py: console with markup on")
-
-
-def _modules() -> list[object]:
-    return [
-        pytest.param(path, id=str(path.relative_to(CLI_ROOT)), marks=_PENDING)
-        if path.name == "factory_ingest.py"
-        else pytest.param(path, id=str(path.relative_to(CLI_ROOT)))
-        for path in sorted(CLI_ROOT.rglob("*.py"))
-    ]
-
-
-@pytest.mark.parametrize("module", _modules())
+@pytest.mark.parametrize(
+    "module", sorted(CLI_ROOT.rglob("*.py")), ids=lambda p: str(p.relative_to(CLI_ROOT))
+)
 def test_no_cli_module_prints_with_markup(module: Path) -> None:
     """Every console comes from dure.cli.output.make_console (markup off)."""
     problems = _consoles_and_markup(ast.parse(module.read_text(encoding="utf-8")))
