@@ -14,6 +14,12 @@ Segmentation (``segmentation.method`` in the profile):
   inclusive (ties in bag time are handled in either order);
 * ``time-gap``: a new episode starts after ``gap_s`` seconds without any message.
 
+Only the profile's topics are checked and decoded: each must carry ROS 2 CDR
+messages (an MCAP channel in JSON or protobuf is refused, never decoded as CDR), and
+the message definition the bag stores for it is registered (custom types, ``.msg``
+or ``.idl``) and must agree with the standard ROS 2 type of the same name.  Error
+messages are one line, with bounded names and details.
+
 Task and instruction streams: the latest text published at or before the episode's
 end.  Times: the header stamp when ``time.clock`` is ``header`` and the message has one,
 else the bag's receive time; episode bounds always use the receive time.
@@ -37,6 +43,27 @@ from dure.policies.errors import DureError
 __all__ = ["read_ros"]
 
 _HINT = "Check the topic names in the site profile against 'ros2 bag info' of the source."
+_DEFINITION_FORMATS = {1: "msg", 2: "idl"}  # rosbags' MessageDefinitionFormat values
+_MAX_DETAIL = 200
+
+
+def _brief(exc: BaseException) -> str:
+    """``Type: first line of the message``, at most a couple of hundred characters."""
+    lines = str(exc).strip().splitlines()
+    return _cut(f"{type(exc).__name__}: {lines[0] if lines else ''}", _MAX_DETAIL)
+
+
+def _cut(text: str, size: int = 60) -> str:
+    """``text`` as one line of at most ``size`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= size else text[: size - 3] + "..."
+
+
+def _listing(names: list[str], limit: int = 8) -> str:
+    """At most ``limit`` names (each cut at 60 characters) and how many more there are."""
+    shown = [_cut(n) for n in names[:limit]]
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return f"{shown}{more}"
 
 
 @dataclass
@@ -76,8 +103,8 @@ class _Plan:
         missing = sorted(needed - set(available))
         if missing:
             raise IngestError(
-                f"{where}: topics {missing} named in the profile are not in the bag "
-                f"(it has {sorted(available)})",
+                f"{where}: topics {_listing(missing)} named in the profile are not in the bag "
+                f"(it has {_listing(sorted(available))})",
                 hint=_HINT,
             )
         return cls(
@@ -221,28 +248,60 @@ def read_ros(path: Path, profile: SiteProfile, digest: str) -> Iterator[RawEpiso
     try:
         with Reader(path) as reader:
             typestore = get_typestore(Stores.ROS2_HUMBLE)
-            _register_custom_types(typestore, reader.connections)
             available = {c.topic: c.msgtype for c in reader.connections}
             plan = _Plan.build(profile, available, where)
             connections = [c for c in reader.connections if c.topic in plan.msgtypes]
+            for conn in connections:
+                _check_connection(typestore, conn, where)
             job = _Job(profile, plan, _Decoder(typestore, profile.time.clock), where, digest)
             yield from _episodes(reader.messages(connections=connections), job)
     except DureError:
         raise
     except Exception as exc:
         raise IngestError(
-            f"{where}: cannot read the bag ({type(exc).__name__}: {exc})",
+            f"{where}: cannot read the bag ({_brief(exc)})",
             hint="Check that SOURCE is a complete ROS 2 bag folder or .mcap/.db3 file.",
         ) from exc
 
 
-def _register_custom_types(typestore: Any, connections: Any) -> None:
-    from rosbags.typesys import get_types_from_msg
+def _check_connection(typestore: Any, conn: Any, where: str) -> None:
+    """Refuse a topic that is not ROS 2 CDR; register the bag's own type definitions.
 
-    for conn in connections:
-        definition = conn.msgdef.data if conn.msgdef is not None else ""
-        if conn.msgtype not in typestore.types and definition:
-            typestore.register(get_types_from_msg(definition, conn.msgtype))
+    A definition the bag carries is parsed and registered, so custom types decode; one
+    that contradicts the type of the same name Dure knows (ROS 2 Humble's) is refused
+    rather than decoded with the wrong layout.
+    """
+    from rosbags.typesys import TypesysError, get_types_from_idl, get_types_from_msg
+
+    encoding = str(getattr(conn.ext, "serialization_format", "cdr"))
+    label = f"{where}: topic {_cut(conn.topic)} ({_cut(conn.msgtype)})"
+    if encoding != "cdr":
+        raise IngestError(
+            f"{label}: messages are encoded as {_cut(encoding)!r}, not ROS 2 CDR",
+            hint="Dure reads ROS 2 CDR messages; convert the recording or map another topic.",
+        )
+    definition = conn.msgdef.data if conn.msgdef is not None else ""
+    kind = _DEFINITION_FORMATS.get(getattr(conn.msgdef.format, "value", 0)) if definition else None
+    if kind is None:
+        if conn.msgtype not in typestore.types:
+            raise IngestError(
+                f"{label}: the bag carries no definition of this type and Dure does not know it",
+                hint="Record with message definitions stored (MCAP, or rosbag2 from ROS 2 Iron).",
+            )
+        return
+    try:
+        types = (
+            get_types_from_msg(definition, conn.msgtype)
+            if kind == "msg"
+            else get_types_from_idl(definition)
+        )
+        typestore.register(types)
+    except TypesysError as exc:
+        raise IngestError(
+            f"{label}: its message definition in the bag cannot be used ({_brief(exc)})",
+            hint="The bag's definition must parse and agree with the standard ROS 2 type of "
+            "the same name; rename a custom type that reuses a standard name.",
+        ) from exc
 
 
 @dataclass
@@ -344,7 +403,7 @@ def _decode_topics(
         except (AttributeError, ValueError, TypeError) as exc:
             raise IngestError(
                 f"{label}: topic {topic} ({plan.msgtypes[topic]}): cannot decode the fields "
-                f"{sorted(paths.get(topic, set()))}: {exc}",
+                f"{_listing(sorted(paths.get(topic, set())))}: {_brief(exc)}",
                 hint="Use message attribute paths that exist (e.g. position, wrench.force.x).",
             ) from exc
     return decoded
