@@ -422,3 +422,114 @@ def test_a_custom_type_defined_in_idl_is_read() -> None:
         result[0].frames.observation["observation.state"][:3, 0],
         [0.0, 0.5, 1.0],  # 50 fps
     )
+
+
+def lift_copy(scratch: Path) -> Path:
+    """A copy of the third-party robomimic fixture, to be edited by a test."""
+    fixture = Path(__file__).resolve().parents[2] / "fixtures" / "thirdparty" / "robomimic"
+    path = scratch / "lift.hdf5"
+    path.write_bytes((fixture / "lift_low_dim.hdf5").read_bytes())
+    return path
+
+
+def edited_robomimic(edit: Callable[[Any, Path], None]) -> list[Episode] | IngestError:
+    import h5py
+
+    with tempfile.TemporaryDirectory() as scratch:
+        path = lift_copy(Path(scratch))
+        with h5py.File(path, "a") as handle:
+            edit(handle, Path(scratch))
+        return outcome(path, robomimic_profile({"metadata": "env_args.env_name"}))
+
+
+def outside_file(scratch: Path, rows: int = 14) -> Path:
+    import h5py
+
+    other = scratch / "elsewhere.h5"
+    with h5py.File(other, "w") as handle:
+        handle.create_dataset("secret", data=np.full((rows, 3), 7.0))
+    return other
+
+
+def test_an_external_link_out_of_the_file_is_refused() -> None:
+    """The provenance hashes one file; an external link once read another, unnamed."""
+    import h5py
+
+    def edit(handle: Any, scratch: Path) -> None:
+        del handle["data/demo_2/obs/robot0_eef_pos"]
+        handle["data/demo_2/obs/robot0_eef_pos"] = h5py.ExternalLink(
+            str(outside_file(scratch)), "/secret"
+        )
+
+    result = edited_robomimic(edit)
+    assert isinstance(result, IngestError)
+    assert "external link" in result.message and "elsewhere.h5" in result.message
+
+
+def test_a_virtual_dataset_reading_another_file_is_refused() -> None:
+    import h5py
+
+    def edit(handle: Any, scratch: Path) -> None:
+        layout = h5py.VirtualLayout(shape=(14, 3), dtype="f8")
+        layout[:] = h5py.VirtualSource(str(outside_file(scratch)), "secret", shape=(14, 3))
+        del handle["data/demo_2/obs/robot0_eef_pos"]
+        handle["data/demo_2/obs"].create_virtual_dataset("robot0_eef_pos", layout)
+
+    result = edited_robomimic(edit)
+    assert isinstance(result, IngestError) and "virtual dataset" in result.message
+
+
+def test_external_raw_storage_is_refused() -> None:
+    def edit(handle: Any, scratch: Path) -> None:
+        raw = scratch / "raw.bin"
+        raw.write_bytes(np.full((14, 3), 7.0).tobytes())
+        del handle["data/demo_2/obs/robot0_eef_pos"]
+        handle["data/demo_2/obs"].create_dataset(
+            "robot0_eef_pos", shape=(14, 3), dtype="<f8", external=[(str(raw), 0, 14 * 3 * 8)]
+        )
+
+    result = edited_robomimic(edit)
+    assert isinstance(result, IngestError) and "external raw storage" in result.message
+
+
+def test_a_dataset_declared_huge_is_refused_before_it_is_read() -> None:
+    """An unwritten chunked dataset costs nothing in the file but terabytes once read."""
+
+    def edit(handle: Any, scratch: Path) -> None:
+        del handle["data/demo_2/obs/robot0_eef_pos"]
+        handle["data/demo_2/obs"].create_dataset(
+            "robot0_eef_pos", shape=(10**11, 3), dtype="<f8", chunks=(1024, 3)
+        )
+
+    result = edited_robomimic(edit)
+    assert isinstance(result, IngestError)
+    assert "100000000000 rows" in result.message and "robot0_eef_pos" in result.message
+
+    def wide(handle: Any, scratch: Path) -> None:  # one row per action, 10^11 columns each
+        del handle["data/demo_2/obs/robot0_eef_pos"]
+        handle["data/demo_2/obs"].create_dataset(
+            "robot0_eef_pos", shape=(14, 10**11), dtype="<f8", chunks=(14, 1024)
+        )
+
+    result = edited_robomimic(wide)
+    assert isinstance(result, IngestError)
+    assert "1400000000000 values" in result.message, result.message
+
+
+def test_the_optional_start_time_must_be_an_integer_in_range() -> None:
+    for value in (2**63 - 1, 1.7e18, "1700000000"):
+
+        def edit(handle: Any, scratch: Path, value: Any = value) -> None:
+            handle["data/demo_2"].attrs["start_time_ns"] = value
+
+        result = edited_robomimic(edit)
+        assert isinstance(result, IngestError), value
+        assert "start_time_ns" in result.message, result.message
+
+
+def test_deeply_nested_env_args_is_named() -> None:
+    def edit(handle: Any, scratch: Path) -> None:
+        handle["data"].attrs["env_args"] = nested(100_000)
+
+    result = edited_robomimic(edit)
+    assert isinstance(result, IngestError) and "env_args" in result.message
