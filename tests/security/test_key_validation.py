@@ -198,9 +198,7 @@ def forged_identity(raw: bytes) -> bytes:
 def test_api_self_registration_with_forged_signatures(world: World, raw: bytes) -> None:
     # Open registration: the request is "signed" by the key the identity declares.
     # For the small-order keys both forged signatures verify under cryptography.
-    # The request is refused as signed by "no member's" key: the coordinator's
-    # registrant check drops the identity whose key the kernel refuses (its reason
-    # is not passed on; see the report for server/dure/server/api/deps.py).
+    # The registrant check refuses the identity with the kernel's reason for the key.
     before = snapshot(world)
     body = forged_identity(raw)
     header = forged_request(raw, "POST", "/v1/sites", body, world)
@@ -209,7 +207,7 @@ def test_api_self_registration_with_forged_signatures(world: World, raw: bytes) 
         content=body,
         headers={REQUEST_HEADER: header, "content-type": "application/json"},
     )
-    assert_refused(world, before, response, reason=False)
+    assert_refused(world, before, response)
 
 
 @KEYS

@@ -191,7 +191,8 @@ def _operator_key(value: str) -> str:
         return b64encode(VerifyKey(b64decode(value)).raw)
     except DureError as exc:
         raise DocumentError(
-            f"operator key {value[:60]!r} is neither a PEM file nor a base64 Ed25519 key",
+            f"operator key {value[:60]!r} is neither a PEM file nor a usable base64 Ed25519"
+            f" key: {exc.message}",
             hint="Pass the operator's public key file (dure keys new writes NAME.pub).",
         ) from exc
 

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
-from dure.policies.dsse import Envelope
+from dure.policies.dsse import PAYLOAD_TYPES, Envelope
 from dure.policies.errors import DureError
 from dure.policies.identity import SiteIdentity
 from dure.policies.keys import VerifyKey
@@ -87,10 +87,19 @@ async def registrant(request: Request, services: ServicesDep) -> Member:
 
 
 def _declared_key(body: bytes) -> VerifyKey | None:
+    """The key a site identity in ``body`` declares; its refusal if the key is refused.
+
+    A body that is not an identity envelope declares no key (the request must then
+    be signed by a member).  An identity whose key the kernel refuses (small-order,
+    non-canonical) is refused with the kernel's reason rather than as "no member".
+    """
     try:
-        return SiteIdentity.from_canonical_bytes(Envelope.from_json(body).payload).verify_key
+        envelope = Envelope.from_json(body)
     except DureError:
         return None
+    if envelope.payload_type != PAYLOAD_TYPES["site-identity"]:
+        return None
+    return SiteIdentity.from_canonical_bytes(envelope.payload).verify_key
 
 
 async def raw_body(request: Request) -> bytes:
