@@ -45,6 +45,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
+from schemathesis.core.transport import Response
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     negative_data_rejection,
@@ -53,14 +54,17 @@ from schemathesis.specs.openapi.checks import (
 )
 from tests.builders.api import Party, World, build_world, digest_of, make_party, supernode_line
 
+from dure.policies.checkpoint import Checkpoint, Cosigner, open_checkpoint
 from dure.policies.dsse import Envelope
-from dure.policies.encoding import b64encode, sha256, to_hex
+from dure.policies.encoding import b64decode, b64encode, sha256, to_hex
 from dure.policies.errors import DureError
 from dure.policies.examples import EXAMPLE_ISSUED, EXAMPLE_NOW, example_policy_value
 from dure.policies.identity import SiteIdentity, sign_site_identity
 from dure.policies.job import JobManifest
 from dure.policies.keys import SigningKey
 from dure.policies.literals import format_timestamp
+from dure.policies.merkle import leaf_hash, root_hash, verify_consistency, verify_inclusion
+from dure.policies.note import NoteSignature, SignedNote
 from dure.policies.policy import UsagePolicy
 from dure.policies.revocation import Revocation
 from dure.policies.signed import sign_document
@@ -76,6 +80,19 @@ CHECKS = [
 MODELS = (digest_of("m1"), digest_of("m2"), digest_of("m3"))
 OUTSIDER = SigningKey.generate()
 SITES = ("factory-a", "factory-b", "factory-c")
+# The consortium's witnesses (two of three publish a checkpoint) and a stranger that
+# takes factory-a's witness name with another key.
+WITNESSES = {name: Cosigner.generate(f"{name}.test/witness") for name in SITES}
+STRANGER = Cosigner.generate("factory-a.test/witness")
+QUORUM = 2
+WITNESS_TIME = 1_795_000_000
+# Operations no member request can make fail: no parameters, no body, public.
+NO_REFUSAL = {
+    "GET /healthz",
+    "GET /v1/ledger/checkpoint",
+    "GET /v1/ledger/public-key",
+    "GET /v1/witness/checkpoint",
+}
 # Every draw below takes its choices from fixed lists, never from the registry's
 # state (which the cases change), so hypothesis can replay and shrink a failure.
 _FIRST = ("/v1/models",)  # released before the fuzzed revocations deny every release
@@ -130,11 +147,27 @@ def _family(label: str) -> str:
     return parts[2] if len(parts) > 2 and parts[1] == "v1" else "operations"
 
 
+@dataclass(frozen=True)
+class _Fuzzed:
+    """The world under fuzzing and a checkpoint it signed before the tree grew."""
+
+    world: World
+    stale: str
+
+
 @pytest.fixture(scope="module")
-def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Fuzzed]:
     root: Path = tmp_path_factory.mktemp("schemathesis")
-    with build_world(f"sqlite:///{root / 'coordinator.db'}") as world:
+    witness_keys = tuple(c.verifier().to_vkey() for c in WITNESSES.values())
+    with build_world(
+        f"sqlite:///{root / 'coordinator.db'}", witness_keys=witness_keys, witness_quorum=QUORUM
+    ) as world:
         world.register_all()
+        stale = world.services.publication.pending()  # published now; stale once the tree grows
+        cosigned = _cosigned(stale, [WITNESSES["factory-a"], WITNESSES["factory-b"]])
+        assert world.client.post(
+            "/v1/witness/cosignatures", content=cosigned.encode(), headers=_TEXT
+        ).json()["published"]
         world.play_round(1, ["factory-a", "factory-b", "factory-c"], MODELS[0], None)
         world.play_round(2, ["factory-a", "factory-b"], MODELS[1], MODELS[0])
         second = world.job(job_id="bc-2")
@@ -142,7 +175,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         world.play_round(1, ["factory-a", "factory-b"], MODELS[2], None, job_id="bc-2")
         c = world.sites["factory-c"]
         assert world.call(c.key, "POST", "/v1/revocations", c.revocation()).status_code == 201
-        yield world
+        yield _Fuzzed(world, stale)
 
 
 def _operations(world: World) -> list[Any]:
@@ -155,12 +188,13 @@ def _operations(world: World) -> list[Any]:
 
 @pytest.mark.slow
 def test_fuzzing_reaches_every_route_with_successes_and_refusals_and_no_server_error(
-    fuzzed: World, capsys: pytest.CaptureFixture[str]
+    fuzzed: _Fuzzed, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    world = fuzzed.world
     session = requests.Session()
-    auth = _Signed(fuzzed)
+    auth = _Signed(world)
     session.auth = auth
-    operations = _operations(fuzzed)
+    operations = _operations(world)
     assert len(operations) >= 25
     tally = _Tally()
     for operation in operations:
@@ -169,13 +203,15 @@ def test_fuzzing_reaches_every_route_with_successes_and_refusals_and_no_server_e
     total = sum(sum(counts.values()) for counts in tally.statuses.values())
     with capsys.disabled():
         print(f"\nschemathesis: {total} cases over {len(operations)} operations\n{tally.table()}")
-    families = tally.families()
-    assert set(families) >= {"ledger", "sites", "policies", "revocations", "jobs", "models"}
-    for family, counts in families.items():
-        assert not any(code >= 500 for code in counts), (family, counts)
-        assert any(200 <= code < 300 for code in counts), (family, counts)
-        if family != "operations":  # /healthz takes no input to refuse
-            assert any(400 <= code < 500 for code in counts), (family, counts)
+    assert set(tally.families()) >= {
+        *("ledger", "sites", "policies", "revocations", "jobs", "models", "witness"),
+    }
+    assert set(tally.statuses) >= NO_REFUSAL
+    for label, counts in tally.statuses.items():
+        assert not any(code >= 500 for code in counts), (label, counts)
+        assert any(200 <= code < 300 for code in counts), (label, counts)
+        if label not in NO_REFUSAL:
+            assert any(400 <= code < 500 for code in counts), (label, counts)
 
 
 def _fuzz(
@@ -183,9 +219,10 @@ def _fuzz(
     mode: GenerationMode,
     session: requests.Session,
     auth: _Signed,
-    world: World,
+    fuzzed: _Fuzzed,
     tally: _Tally,
 ) -> None:
+    world = fuzzed.world
     strategy = operation.as_strategy(generation_mode=mode)
 
     @settings(
@@ -196,15 +233,17 @@ def _fuzz(
     )
     @given(case=strategy, data=st.data())
     def run(case: Any, data: st.DataObject) -> None:
-        auth.key = world.operator
+        auth.key, expect = world.operator, None
         if mode is GenerationMode.POSITIVE:
-            auth.key = _realise(case, data, world)
+            auth.key, expect = _realise(case, data, fuzzed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             response = case.call(session=session)
         tally.add(operation.label, response.status_code)
         checks = [*CHECKS, negative_data_rejection] if mode is GenerationMode.NEGATIVE else CHECKS
         case.validate_response(response, checks=checks)
+        if expect is not None:
+            expect(response)
 
     try:
         run()
@@ -217,9 +256,18 @@ def _fuzz(
 # -- making a schema-valid case into what a member sends --------------------------------------
 
 
-def _realise(case: Any, data: st.DataObject, world: World) -> SigningKey:
-    """Fill ``case`` with known names, ranges and signed documents; return the signer."""
+_Expect = Callable[[Response], None]
+
+
+def _realise(case: Any, data: st.DataObject, fuzzed: _Fuzzed) -> tuple[SigningKey, _Expect | None]:
+    """Fill ``case`` with known names, ranges and signed documents.
+
+    Return the signer, and for the ledger and witness routes (whose answer follows
+    from the request alone) a check of the status and body the server must give.
+    """
+    world = fuzzed.world
     path, method = case.operation.path, case.method.upper()
+    expect: _Expect | None = None
     site = data.draw(st.sampled_from([*SITES, "factory-x"]), label="site")
     natural = world.operator  # who the route expects: the operator, or the site it names
     if "{site}" in path:
@@ -231,8 +279,10 @@ def _realise(case: Any, data: st.DataObject, world: World) -> SigningKey:
         case.path_parameters = {"digest": data.draw(_digests(), label="digest")}
     if "{policy_id}" in path:
         case.path_parameters = {"policy_id": data.draw(_policy_ids(world), label="policy_id")}
-    if path.startswith("/v1/ledger/"):
-        _ranges(case, data, world)
+    if path in _RANGES:
+        expect = _RANGES[path](case, data, world)
+    if (method, path) == ("POST", "/v1/witness/cosignatures"):
+        expect = _cosignature(case, data, fuzzed)
     writer = _DOCUMENTS.get((method, path))
     if writer is not None:
         envelope, natural = writer(data, world, site)
@@ -245,7 +295,7 @@ def _realise(case: Any, data: st.DataObject, world: World) -> SigningKey:
         case.body = {"name": "auditor", "key": b64encode(SigningKey.generate().public.raw)}
     other = world.sites[data.draw(st.sampled_from(SITES), label="a site")].key
     signers = [natural, natural, world.operator, other, OUTSIDER]  # an outsider one in five
-    return data.draw(st.sampled_from(signers), label="signer")
+    return data.draw(st.sampled_from(signers), label="signer"), expect
 
 
 def _urn(site: str) -> str:
@@ -268,15 +318,198 @@ def _policy_ids(world: World) -> st.SearchStrategy[str]:
     return st.integers(0, 9).map(pick)
 
 
-def _ranges(case: Any, data: st.DataObject, world: World) -> None:
-    names = {
-        "/v1/ledger/proof/inclusion": ("index", "size"),
-        "/v1/ledger/proof/consistency": ("first", "second"),
-        "/v1/ledger/entries": ("start", "end"),
-    }.get(case.operation.path)
-    if names is not None:
-        values = st.integers(0, 80)  # the ledger grows from 17 entries to about 60
-        case.query = {name: data.draw(values, label=name) for name in names}
+# -- the ledger's ranges and proofs, checked against the signed checkpoints --------------------
+
+
+@dataclass(frozen=True)
+class _Tree:
+    """The ledger's leaves, anchored to its signed checkpoints; roots of every prefix."""
+
+    leaves: tuple[bytes, ...]
+    roots: tuple[bytes, ...]  # roots[n]: the root of the first n leaves (n >= 1)
+
+
+_TREES: dict[tuple[int, int], _Tree] = {}
+
+
+def _tree(world: World) -> _Tree:
+    """The ledger as its signed checkpoints vouch for it (read once per size)."""
+    size = world.services.ledger.store.size()
+    key = (id(world.services), size)
+    if key not in _TREES:
+        leaves = tuple(world.services.ledger.store.entries(0, size))
+        roots = (b"", *(root_hash(leaves[:n]) for n in range(1, size + 1)))
+        verifier = world.services.ledger.verifier()
+        # The pending checkpoint (the ledger's signature) and the published one (also the
+        # witnesses') must both be roots of these leaves, so a proof checked against them is
+        # checked against what the coordinator signed, not against what its store says.
+        for note in (world.services.publication.pending(), world.services.publication.checkpoint()):
+            head = open_checkpoint(note, verifier)
+            assert head.size <= size and roots[head.size] == head.root_hash, note
+        _TREES[key] = _Tree(leaves, roots)
+    return _TREES[key]
+
+
+def _in_range(data: st.DataObject) -> bool:
+    """In the tree's range two draws in three; out of it otherwise."""
+    return data.draw(st.sampled_from([True, True, False]), label="in range")
+
+
+def _refused(response: Response, query: dict[str, int]) -> None:
+    assert response.status_code == 400, (query, response.status_code, response.text)
+
+
+def _inclusion(case: Any, data: st.DataObject, world: World) -> _Expect:
+    tree = _tree(world)
+    n = len(tree.leaves)
+    if _in_range(data):
+        size = data.draw(st.integers(1, n), label="size")
+        index = data.draw(st.integers(0, size - 1), label="index")
+    elif data.draw(st.booleans(), label="beyond the ledger"):
+        size = data.draw(st.integers(n + 1, n + 100), label="size")
+        index = data.draw(st.integers(0, size - 1), label="index")
+    else:
+        size = data.draw(st.integers(0, n), label="size")
+        index = data.draw(st.integers(size, size + 100), label="index")
+    case.query = {"index": index, "size": size}
+
+    def expect(response: Response) -> None:
+        if not 0 <= index < size <= n:
+            return _refused(response, case.query)
+        assert response.status_code == 200, (case.query, response.text)
+        body = response.json()
+        assert (body["index"], body["size"]) == (index, size)
+        proof = [b64decode(h) for h in body["hashes"]]
+        verify_inclusion(leaf_hash(tree.leaves[index]), index, size, proof, tree.roots[size])
+
+    return expect
+
+
+def _consistency(case: Any, data: st.DataObject, world: World) -> _Expect:
+    tree = _tree(world)
+    n = len(tree.leaves)
+    if _in_range(data):
+        second = data.draw(st.integers(1, n), label="second")
+        first = data.draw(st.integers(1, second), label="first")
+    else:
+        how = data.draw(st.sampled_from(["zero", "shrinking", "beyond"]), label="how")
+        second = data.draw(st.integers(0, n + 100 if how == "beyond" else n), label="second")
+        if how == "beyond":
+            second = max(second, n + 1)
+        first = {
+            "zero": 0,
+            "shrinking": second + data.draw(st.integers(1, 100), label="more"),
+            "beyond": data.draw(st.integers(1, second), label="first"),
+        }[how]
+    case.query = {"first": first, "second": second}
+
+    def expect(response: Response) -> None:
+        if not 0 < first <= second <= n:
+            return _refused(response, case.query)
+        assert response.status_code == 200, (case.query, response.text)
+        body = response.json()
+        assert (body["first"], body["second"]) == (first, second)
+        proof = [b64decode(h) for h in body["hashes"]]
+        verify_consistency(first, second, proof, tree.roots[first], tree.roots[second])
+
+    return expect
+
+
+def _entries(case: Any, data: st.DataObject, world: World) -> _Expect:
+    tree = _tree(world)
+    n = len(tree.leaves)
+    if _in_range(data):
+        end = data.draw(st.integers(1, n), label="end")
+        start = data.draw(st.integers(0, end - 1), label="start")
+    elif data.draw(st.booleans(), label="beyond the ledger"):
+        end = data.draw(st.integers(n + 1, n + 100), label="end")
+        start = data.draw(st.integers(0, end), label="start")
+    else:
+        end = data.draw(st.integers(0, n), label="end")
+        start = data.draw(st.integers(end + 1, end + 100), label="start")
+    case.query = {"start": start, "end": end}
+
+    def expect(response: Response) -> None:
+        if not 0 <= start <= end <= n:
+            return _refused(response, case.query)
+        assert response.status_code == 200, (case.query, response.text)
+        got = [(e["index"], b64decode(e["entry"])) for e in response.json()["entries"]]
+        assert got == list(enumerate(tree.leaves[start:end], start)), case.query
+
+    return expect
+
+
+_RANGES: dict[str, Callable[[Any, st.DataObject, World], _Expect]] = {
+    "/v1/ledger/proof/inclusion": _inclusion,
+    "/v1/ledger/proof/consistency": _consistency,
+    "/v1/ledger/entries": _entries,
+}
+
+
+# -- witness cosignatures over the pending checkpoint ----------------------------------------
+
+_TEXT = {"content-type": "text/plain; charset=utf-8"}
+
+
+def _cosigned(note: str, cosigners: list[Cosigner], timestamp: int = WITNESS_TIME) -> str:
+    signed = SignedNote.from_text(note)
+    checkpoint = Checkpoint.from_text(signed.text)
+    for cosigner in cosigners:
+        signed = signed.with_signature(cosigner.cosign(checkpoint, timestamp))
+    return signed.to_text()
+
+
+def _cosignature(case: Any, data: st.DataObject, fuzzed: _Fuzzed) -> _Expect:
+    """A cosigned note: valid most of the time, else forged, unknown, stale or malformed."""
+    pending = fuzzed.world.services.publication.pending()
+    size = Checkpoint.from_text(SignedNote.from_text(pending).text).size
+    names = data.draw(st.lists(st.sampled_from(SITES), min_size=1, unique=True), label="witnesses")
+    cosigners = [WITNESSES[name] for name in names]
+    timestamp = WITNESS_TIME + data.draw(st.integers(0, 10**6), label="timestamp")
+    kind = data.draw(
+        st.sampled_from(["valid", "valid", "valid", "forged", "unknown", "stale", "malformed"]),
+        label="kind",
+    )
+    status = {"valid": 200, "forged": 401, "unknown": 403, "stale": 409, "malformed": 422}[kind]
+    if kind == "valid":
+        body = _cosigned(pending, cosigners, timestamp)
+    elif kind == "forged":  # one configured witness's line with a bit flipped
+        note = SignedNote.from_text(_cosigned(pending, cosigners, timestamp))
+        bad = note.signatures[-1]
+        flipped = bytes([bad.signature[0] ^ 1]) + bad.signature[1:]
+        forged = NoteSignature(bad.name, bad.key_id, flipped)
+        body = SignedNote(note.text, (*note.signatures[:-1], forged)).to_text()
+    elif kind == "unknown":  # a witness's name with another key
+        body = _cosigned(pending, [STRANGER], timestamp)
+    elif kind == "stale":  # cosigned properly, but the tree has grown since
+        body = _cosigned(fuzzed.stale, cosigners, timestamp)
+    else:
+        text = _cosigned(pending, cosigners, timestamp)
+        body = data.draw(
+            st.sampled_from(
+                [
+                    "not a note\n",
+                    text.replace("\n\n", "\n", 1),  # no blank line before the signatures
+                    text.rstrip("\n"),  # no final newline
+                    SignedNote.from_text(text).text,  # the checkpoint alone, unsigned
+                ]
+            ),
+            label="malformed",
+        )
+    case.body = body
+
+    def expect(response: Response) -> None:
+        assert response.status_code == status, (kind, body, response.status_code, response.text)
+        if status == 200:
+            answer = response.json()
+            assert answer["size"] == size and answer["quorum"] == QUORUM
+            assert set(answer["accepted"]) == {c.name for c in cosigners}
+            assert set(answer["accepted"]) <= set(answer["cosigned"])
+            assert answer["published"] == (len(answer["cosigned"]) >= QUORUM)
+        else:
+            assert response.headers["content-type"] == ["application/problem+json"]
+
+    return expect
 
 
 def _release_body(case: Any, data: st.DataObject, world: World) -> None:
