@@ -30,11 +30,11 @@ import json
 import os
 import warnings
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import requests
@@ -70,7 +70,7 @@ from dure.policies.revocation import Revocation
 from dure.policies.signed import sign_document
 from dure.server.api.signing import REQUEST_HEADER, sign_request
 
-EXAMPLES = int(os.environ.get("DURE_SCHEMATHESIS_EXAMPLES", "15"))
+EXAMPLES = int(os.environ.get("DURE_SCHEMATHESIS_EXAMPLES", "20"))  # negative: half
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -95,7 +95,14 @@ NO_REFUSAL = {
 }
 # Every draw below takes its choices from fixed lists, never from the registry's
 # state (which the cases change), so hypothesis can replay and shrink a failure.
-_FIRST = ("/v1/models",)  # released before the fuzzed revocations deny every release
+_FIRST = ("/v1/models",)
+JOB_IDS = ("bc-pick-place-1", "bc-2", "fz-job-1", "no-such-job")
+DIGESTS = (
+    MODELS[2],
+    MODELS[0],
+    MODELS[1],
+    digest_of("never-trained"),
+)  # released before the fuzzed revocations deny every release
 
 
 class _Signed(requests.auth.AuthBase):
@@ -226,7 +233,7 @@ def _fuzz(
     strategy = operation.as_strategy(generation_mode=mode)
 
     @settings(
-        max_examples=EXAMPLES,
+        max_examples=EXAMPLES if mode is GenerationMode.POSITIVE else max(1, EXAMPLES // 2),
         deadline=None,
         database=None,
         suppress_health_check=list(HealthCheck),
@@ -257,6 +264,24 @@ def _fuzz(
 
 
 _Expect = Callable[[Response], None]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Draws:
+    """Hypothesis draws for one case; an honest case takes only choices a member would send.
+
+    Every list of choices starts with the ``good`` ones an honest member picks from.
+    """
+
+    data: st.DataObject
+    honest: bool
+
+    def pick(self, choices: Sequence[T], label: str, good: int = 1) -> T:
+        return self.data.draw(st.sampled_from(choices[:good] if self.honest else choices), label)
+
+    def draw(self, strategy: st.SearchStrategy[T], label: str) -> T:
+        return self.data.draw(strategy, label)
 
 
 def _realise(case: Any, data: st.DataObject, fuzzed: _Fuzzed) -> tuple[SigningKey, _Expect | None]:
@@ -268,54 +293,52 @@ def _realise(case: Any, data: st.DataObject, fuzzed: _Fuzzed) -> tuple[SigningKe
     world = fuzzed.world
     path, method = case.operation.path, case.method.upper()
     expect: _Expect | None = None
-    site = data.draw(st.sampled_from([*SITES, "factory-x"]), label="site")
+    # Who sends it: an honest member (every choice below the one a member makes), an
+    # outsider, or anyone with any choices.
+    role = data.draw(st.sampled_from(["honest", "outsider", "mixed", "outsider"]), label="role")
+    draws = _Draws(data, honest=role != "mixed")
+    site = draws.pick([*SITES, "factory-x"], "site", good=len(SITES))
     natural = world.operator  # who the route expects: the operator, or the site it names
     if "{site}" in path:
         case.path_parameters = {"site": site}
         natural = world.sites[site].key if site in world.sites else natural
     if "{job_id}" in path:
-        case.path_parameters = {"job_id": data.draw(_job_ids(world), label="job_id")}
+        case.path_parameters = {"job_id": draws.pick(JOB_IDS, "job_id", good=2)}
     if "{digest}" in path:
-        case.path_parameters = {"digest": data.draw(_digests(), label="digest")}
+        releasing = path.endswith("/release")  # m3 is releasable, m1 and m2 include factory-c
+        digest = draws.pick(DIGESTS, "digest", good=1 if releasing else len(MODELS))
+        case.path_parameters = {"digest": digest}
     if "{policy_id}" in path:
-        case.path_parameters = {"policy_id": data.draw(_policy_ids(world), label="policy_id")}
+        case.path_parameters = {"policy_id": _policy_id(draws, world)}
     if path in _RANGES:
         expect = _RANGES[path](case, data, world)
     if (method, path) == ("POST", "/v1/witness/cosignatures"):
         expect = _cosignature(case, data, fuzzed)
     writer = _DOCUMENTS.get((method, path))
     if writer is not None:
-        envelope, natural = writer(data, world, site)
+        envelope, natural = writer(draws, world, site)
         case.body = json.loads(envelope.to_json())
     elif path.endswith("/release"):
         _release_body(case, data, world)
     elif path.endswith("/retrain-without"):
-        case.body = {"site": data.draw(st.sampled_from([_urn("factory-c"), _urn(site)]))}
-    elif path.endswith("/auditors") and method == "POST" and data.draw(st.booleans()):
+        case.body = {"site": draws.pick([_urn("factory-c"), _urn(site)], "revoked")}
+    elif path.endswith("/auditors") and method == "POST" and draws.pick([True, False], "key"):
         case.body = {"name": "auditor", "key": b64encode(SigningKey.generate().public.raw)}
+    if role == "outsider":
+        return OUTSIDER, expect
     other = world.sites[data.draw(st.sampled_from(SITES), label="a site")].key
     signers = [natural, natural, world.operator, other, OUTSIDER]  # an outsider one in five
-    return data.draw(st.sampled_from(signers), label="signer"), expect
+    return draws.pick(signers, "signer"), expect
 
 
 def _urn(site: str) -> str:
     return f"urn:dure:site:{site}"
 
 
-def _job_ids(world: World) -> st.SearchStrategy[str]:
-    return st.sampled_from(["bc-pick-place-1", "bc-2", "fz-job-1", "no-such-job"])
-
-
-def _digests() -> st.SearchStrategy[str]:
-    return st.sampled_from([*MODELS, MODELS[2], digest_of("never-trained")])  # m3 releasable
-
-
-def _policy_ids(world: World) -> st.SearchStrategy[str]:
-    def pick(n: int) -> str:
-        known = [record.registered.policy_id for record in world.services.registry.policies()]
-        return known[n % len(known)] if n < 8 else "ab" * 32
-
-    return st.integers(0, 9).map(pick)
+def _policy_id(draws: _Draws, world: World) -> str:
+    n = draws.draw(st.integers(0, 7 if draws.honest else 9), "policy")
+    known = [record.registered.policy_id for record in world.services.registry.policies()]
+    return known[n % len(known)] if n < 8 else "ab" * 32
 
 
 # -- the ledger's ranges and proofs, checked against the signed checkpoints --------------------
@@ -396,11 +419,12 @@ def _consistency(case: Any, data: st.DataObject, world: World) -> _Expect:
         second = data.draw(st.integers(0, n + 100 if how == "beyond" else n), label="second")
         if how == "beyond":
             second = max(second, n + 1)
-        first = {
-            "zero": 0,
-            "shrinking": second + data.draw(st.integers(1, 100), label="more"),
-            "beyond": data.draw(st.integers(1, second), label="first"),
-        }[how]
+        if how == "zero":
+            first = 0
+        elif how == "shrinking":
+            first = second + data.draw(st.integers(1, 100), label="more")
+        else:
+            first = data.draw(st.integers(1, second), label="first")
     case.query = {"first": first, "second": second}
 
     def expect(response: Response) -> None:
@@ -518,68 +542,68 @@ def _release_body(case: Any, data: st.DataObject, world: World) -> None:
     case.body = {"recipients": recipients}
 
 
-def _when(data: st.DataObject, label: str) -> datetime:
+def _when(draws: _Draws, label: str) -> datetime:
     """An issue time: a few days either side of a fixed point, so some are older than others."""
-    return EXAMPLE_NOW + timedelta(days=data.draw(st.integers(-3, 3), label=label))
+    return EXAMPLE_NOW + timedelta(days=draws.draw(st.integers(-3, 3), label))
 
 
-def _identity(data: st.DataObject, world: World, site: str) -> tuple[Envelope, SigningKey]:
-    if data.draw(st.booleans(), label="new site") or site not in world.sites:
-        site = data.draw(st.sampled_from([f"fz-{n}" for n in range(6)]), label="new name")
+def _identity(draws: _Draws, world: World, site: str) -> tuple[Envelope, SigningKey]:
+    if draws.draw(st.booleans(), "new site") or site not in world.sites:
+        site = draws.draw(st.sampled_from([f"fz-{n}" for n in range(6)]), "new name")
         world.sites.setdefault(site, make_party(site))  # its first identity registers it
     party = world.sites[site]
     identity = SiteIdentity(
         site=party.name,
         signing_key=b64encode(party.key.public.raw),
         supernode_key=supernode_line(),
-        issued=format_timestamp(_when(data, "identity issued") + timedelta(days=400)),
+        issued=format_timestamp(_when(draws, "identity issued") + timedelta(days=400)),
     )
     return sign_site_identity(identity, party.key), world.operator
 
 
-def _policy(data: st.DataObject, world: World, site: str) -> tuple[Envelope, SigningKey]:
+def _policy(draws: _Draws, world: World, site: str) -> tuple[Envelope, SigningKey]:
     party = world.sites.get(site) or make_party(site)
     value = example_policy_value(
         site,
-        issued=_when(data, "policy issued"),
-        dp_epsilon=data.draw(st.sampled_from([None, "1.0", "10.0"]), label="epsilon"),
-        on_revocation=data.draw(st.sampled_from(["exclude-future", "retrain-without"])),
+        issued=_when(draws, "policy issued"),
+        dp_epsilon=draws.draw(st.sampled_from([None, "1.0", "10.0"]), "epsilon"),
+        on_revocation=draws.draw(st.sampled_from(["exclude-future", "retrain-without"]), "on"),
     )
-    signer = _document_signer(data, world, party)
+    signer = _document_signer(draws, world, party)
     return sign_document("policy", UsagePolicy.from_value(value), signer), party.key
 
 
-def _revocation(data: st.DataObject, world: World, site: str) -> tuple[Envelope, SigningKey]:
+def _revocation(draws: _Draws, world: World, site: str) -> tuple[Envelope, SigningKey]:
     party = world.sites.get(site) or make_party(site)
     current = _current_policy_id(world, site)
-    policy_id = data.draw(st.sampled_from([current, current, to_hex(sha256(b"other"))]))
+    policy_id = draws.pick([current, current, to_hex(sha256(b"other"))], "policy_id")
     value = {
         "type": "dure/revocation/v1",
         "site": party.urn,
         "policy_id": policy_id,
         "issued": format_timestamp(EXAMPLE_NOW),
-        "mode": data.draw(st.sampled_from(["exclude-future", "retrain-without"]), label="mode"),
+        "mode": draws.draw(st.sampled_from(["exclude-future", "retrain-without"]), "mode"),
         "reason": "fuzzed",
     }
-    signer = _document_signer(data, world, party)
+    signer = _document_signer(draws, world, party)
     return sign_document("revocation", Revocation.from_value(value), signer), party.key
 
 
-def _job(data: st.DataObject, world: World, site: str) -> tuple[Envelope, SigningKey]:
-    job_id = data.draw(st.sampled_from([*(f"fz-job-{n}" for n in range(8)), "bc-pick-place-1"]))
-    lifetime = data.draw(st.integers(-20, 60), label="days until expiry")
+def _job(draws: _Draws, world: World, site: str) -> tuple[Envelope, SigningKey]:
+    job_id = draws.pick([*(f"fz-job-{n}" for n in range(8)), "bc-pick-place-1"], "job", good=8)
+    lifetime = draws.draw(st.integers(1 if draws.honest else -20, 60), "days until expiry")
     issued = EXAMPLE_ISSUED - timedelta(days=30)
     expires = max(EXAMPLE_NOW + timedelta(days=lifetime), issued + timedelta(days=1))
     value = json.loads(world.job(job_id=job_id).payload)
     value.update(issued=format_timestamp(issued), expires=format_timestamp(expires))
-    signer = data.draw(st.sampled_from([world.operator, world.operator, OUTSIDER]))
+    signer = draws.pick([world.operator, world.operator, OUTSIDER], "job signer")
     return sign_document("job", JobManifest.from_value(value), signer), world.operator
 
 
-def _document_signer(data: st.DataObject, world: World, party: Party) -> SigningKey:
+def _document_signer(draws: _Draws, world: World, party: Party) -> SigningKey:
     """The site's own key mostly; another site's or an outsider's sometimes."""
     other = world.sites["factory-b" if party.name == "factory-a" else "factory-a"]
-    return data.draw(st.sampled_from([party.key, party.key, party.key, other.key, OUTSIDER]))
+    return draws.pick([party.key, party.key, party.key, other.key, OUTSIDER], "document signer")
 
 
 def _current_policy_id(world: World, site: str) -> str:
@@ -590,7 +614,7 @@ def _current_policy_id(world: World, site: str) -> str:
     return policy.policy_id if policy is not None else to_hex(sha256(b"none"))
 
 
-_Writer = Callable[[st.DataObject, World, str], tuple[Envelope, SigningKey]]
+_Writer = Callable[[_Draws, World, str], tuple[Envelope, SigningKey]]
 _DOCUMENTS: dict[tuple[str, str], _Writer] = {
     ("POST", "/v1/sites"): _identity,
     ("POST", "/v1/policies"): _policy,
