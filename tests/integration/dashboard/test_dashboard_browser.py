@@ -7,7 +7,12 @@ import sqlite3
 import pytest
 from tests.integration.dashboard.conftest import M1, M2, M3, M4, Browser, Live
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.ci_required(
+        "Debian chromium at /usr/bin/chromium (.ci/run installs it with apt-get)"
+    ),
+]
 
 
 def _open(browser: Browser, live: Live, token: str | None) -> None:

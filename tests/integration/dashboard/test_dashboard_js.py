@@ -10,7 +10,12 @@ from tests.integration.dashboard.conftest import Browser, Live
 from dure.policies.encoding import b64encode
 from dure.policies.merkle import leaf_hash, root_hash
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.ci_required(
+        "Debian chromium at /usr/bin/chromium (.ci/run installs it with apt-get)"
+    ),
+]
 
 _ROOTS = """async (sizes) => {
   const { merkleRoot, toHex } = await import('/dashboard/ledger.js');

@@ -37,7 +37,13 @@ from dure.server.ledger.errors import LedgerError
 from dure.server.ledger.sql import SqlLedgerStore
 from dure.server.ledger.tables import LEDGER_TABLES
 
-pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.slow,
+    pytest.mark.ci_required(
+        "PostgreSQL server binaries (initdb, pg_ctl), on this machine kind and CI"
+    ),
+]
 
 WRITERS = 4
 _ENTRY, _NODE, _HEAD, _ = LEDGER_TABLES
