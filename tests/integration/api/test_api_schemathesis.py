@@ -10,18 +10,27 @@ really send, from values hypothesis draws:
   signed by the right key, or a wrong one;
 - path parameters name what exists (the registered sites, jobs, models and
   policies) most of the time, and something unknown otherwise;
-- proof and entry ranges are drawn around the ledger's current size;
-- the request is signed (``Dure-Request``, over the exact prepared bytes) by a
-  drawn member: the one the route expects, the operator, another site or an
-  outsider.
+- proof and entry ranges are drawn inside the ledger two times in three (``index <
+  size <= ledger size``, ``0 < first <= second``, ``start < end``) and outside it
+  otherwise; each answer must be 200 or 400 accordingly, and every 200 is checked:
+  entries against the leaves, proofs with the kernel's Merkle verification against
+  roots that the ledger-signed pending checkpoint and the witness-cosigned
+  published checkpoint vouch for;
+- the app has a witness quorum (two of three); cosignatures of the pending
+  checkpoint are valid (200) or forged (401), by an unknown key (403), over a stale
+  checkpoint (409) or malformed (422), each answer checked;
+- the request is signed (``Dure-Request``, over the exact prepared bytes) by an
+  honest member (every choice the one a member makes), an outsider, or anyone
+  with any choices.
 
 So routes answer 2xx, 401, 403, 404, 409 and 422 from their own logic, not only
 from envelope decoding.  Checks: no server error, every status and content type
 documented, every body matching its schema, invalid input rejected.  A table of
-how many cases reached each status per operation is printed (``-s``); every route
-family must see both 2xx and 4xx answers and no 5xx.  Cases are random (not
-derandomised): each run explores other inputs; ``DURE_SCHEMATHESIS_EXAMPLES``
-sets the cases per operation and mode.
+how many cases reached each status per operation is printed (``-s``); every
+operation must see a 2xx and a 4xx answer (except the four in ``NO_REFUSAL``,
+which take no input) and none a 5xx.  Cases are random (not derandomised): each
+run explores other inputs; ``DURE_SCHEMATHESIS_EXAMPLES`` sets the positive cases
+per operation (negative: half).
 """
 
 from __future__ import annotations
