@@ -1,116 +1,141 @@
-"""Learning benchmark: federated vs pooled vs local-only success in Meta-World, several seeds.
+"""Learning benchmark: federated, pooled, local-only and personalised success, per split.
 
-The demo's setting: five simulated factories (:data:`learning_sites.DEMO_FACTORIES`),
-two Meta-World tasks each and no task shared (non-IID), each logging in its own
-native style and ingested through the data plane.  For every seed (which picks
-the demonstration layouts, the initial weights, the shuffles and the evaluation
-layouts) the benchmark trains, from the same initial model and with the same
-schedule (``rounds`` x ``local_steps`` Adam steps, cosine-decayed learning rate):
+Splits (``DURE_BENCH_SPLITS``, default ``demo,1,2``):
+
+* ``demo``: the demo's five factories (:data:`learning_sites.DEMO_FACTORIES`),
+  reported like the others;
+* an integer ``s``: four factories of two tasks each, eight distinct tasks drawn
+  with seed ``s`` (:func:`learning_tasks.random_split`) from the tasks the
+  simulation-only rule of :mod:`benchmarks.learning_tasks` admits (computed once,
+  cached in ``bench-results/``), logging styles given in turn.
+
+For every split and seed (the seed picks the demonstration layouts, the initial
+weights, the shuffles and the evaluation layouts) the benchmark trains, from one
+initial model and one schedule (``rounds`` x ``local_steps`` Adam steps per site,
+the round's learning rate constant or cosine-decayed):
 
 * ``pooled``: all sites' demonstrations in one place (the upper reference);
-* ``federated``: FedAvg over the five sites (the plain-torch reference loop of
-  :mod:`dure.client.training.baselines`; the demo runs the same through Flower);
-* ``federated_dp@<z>``: the same with server-side fixed clipping and Gaussian noise
-  multiplier z (Flower's ``DifferentialPrivacyServerSideFixedClipping``), its ε
-  at δ = 1e-5 from an RDP accountant (``dp-accounting``; every site takes part in
-  every round, so no sampling amplification);
-* ``local``: each factory alone on its own demonstrations.
+* ``federated``: the consortium model, the plain-torch reference loop of
+  :mod:`dure.client.training.baselines` with the configured server optimiser
+  (FedAvg, FedAvgM, FedAdam or FedYogi with Flower's math);
+* ``local``: each factory alone on its own demonstrations;
+* ``personalised``: per site, the consortium model fine-tuned on the site's own
+  demonstrations (:mod:`dure.client.training.personalise`), task-routed: the
+  fine-tuned weights for its own tasks, the consortium weights for the others.
+  The fine-tuned weights are also run on the others' tasks (``forget_eval``
+  episodes) to measure what fine-tuning alone would forget.
 
-All use the consortium statistics (every site's statistics merged) and the
-consortium task vocabulary.  Each model is evaluated on fresh layouts of every
-task (success: ``info["success"]`` at any step within ``max_steps``), and the
-figures report the mean and the spread (sample standard deviation) over seeds.
+Every model is evaluated on fresh layouts (success: ``info["success"]`` at any
+step within :data:`~dure.client.sim.metaworld_env.EPISODE_STEPS`, the episode
+length of the demonstrations too); the same layouts for every model of a seed.
+Figures are the mean and the sample standard deviation over seeds.
 
-Environment (defaults in brackets): ``DURE_BENCH_SEEDS`` [3], ``DURE_BENCH_DEMOS``
-demos per task [20], ``DURE_BENCH_ROUNDS`` [20], ``DURE_BENCH_LOCAL_STEPS`` [50],
-``DURE_BENCH_LR`` [0.003], ``DURE_BENCH_HIDDEN`` [256,256], ``DURE_BENCH_EVAL``
-episodes per task [10], ``DURE_BENCH_LOCAL_EVAL`` episodes per task for the
-local-only models [4], ``DURE_BENCH_MAX_STEPS`` [500], ``DURE_BENCH_DP_CLIP``
-[3], ``DURE_BENCH_DP_NOISE`` noise multipliers [0.01,0.05; empty for no DP run],
-``DURE_BENCH_CACHE`` (see :mod:`benchmarks.learning_sites`).
+Environment (defaults in brackets): ``DURE_BENCH_SPLITS`` [demo,1,2],
+``DURE_BENCH_SEEDS`` [3], ``DURE_BENCH_SEED_BASE`` [0], ``DURE_BENCH_DEMOS`` demos
+per task [20], ``DURE_BENCH_ROUNDS`` [20], ``DURE_BENCH_LOCAL_STEPS`` [50],
+``DURE_BENCH_LR`` clients' rate (Flower's ``eta_l``) [0.003],
+``DURE_BENCH_SCHEDULE`` [cosine|constant], ``DURE_BENCH_BATCH`` [256],
+``DURE_BENCH_HIDDEN`` [256,256], ``DURE_BENCH_SERVER`` [fedavg|fedavgm|fedadam|fedyogi],
+``DURE_BENCH_SERVER_LR`` / ``DURE_BENCH_SERVER_MOMENTUM`` (FedAvgM) [1, 0],
+``DURE_BENCH_ETA`` / ``DURE_BENCH_TAU`` (FedAdam, FedYogi) [0.01, 0.001],
+``DURE_BENCH_FT_STEPS`` / ``DURE_BENCH_FT_LR`` fine-tuning [200, 0.0003],
+``DURE_BENCH_EVAL`` episodes per task [10], ``DURE_BENCH_FORGET_EVAL`` [3],
+``DURE_BENCH_DP_NOISE`` noise multipliers of extra DP runs [none],
+``DURE_BENCH_DP_CLIP`` [3], ``DURE_BENCH_CACHE`` (see :mod:`benchmarks.learning_sites`).
+The defaults of the method are the ones chosen on the tuning splits
+(:mod:`benchmarks.learning_tune`), never on the reported ones.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Literal, cast
 
 import torch
 from rich.console import Console
-from rich.table import Table
 
-from benchmarks.learning_sites import DEMO_FACTORIES, build_sites
+from benchmarks.learning_sites import DEMO_FACTORIES, FactorySpec, Site, build_sites
+from benchmarks.learning_tasks import eligible_tasks, random_split
 from dure.client.episodes.stats import FeatureStats
 from dure.client.training.baselines import FederatedConfig, ServerClipping, federated_average
 from dure.client.training.dataset import EpisodesDataset
 from dure.client.training.evaluate import evaluate_in_metaworld
 from dure.client.training.model import build_policy_model
 from dure.client.training.normalisation import merge_site_stats, policy_dataset
+from dure.client.training.personalise import FineTuneConfig, TaskRoutedPolicy, fine_tune
+from dure.client.training.server_opt import ServerOptConfig, ServerOptName
 
-__all__ = ["main"]
-
-DEFAULT_CLIP = 3.0
-"""About the median norm of a site's update per round with the default schedule."""
-DEFAULT_NOISE = "0.01,0.05"
-"""Noise multipliers of the DP runs (comma-separated; empty: no DP run)."""
-DELTA = 1e-5
+__all__ = ["Settings", "SplitSetup", "main", "run_seed", "setup_split", "split_factories"]
 
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"DURE_BENCH_{name}", default)
 
 
+def _server_from_env() -> ServerOptConfig:
+    return ServerOptConfig(
+        name=cast(ServerOptName, _env("SERVER", "fedavg")),
+        server_learning_rate=float(_env("SERVER_LR", "1.0")),
+        server_momentum=float(_env("SERVER_MOMENTUM", "0.0")),
+        eta=float(_env("ETA", "0.01")),
+        tau=float(_env("TAU", "0.001")),
+    )
+
+
+def _fed_from_env() -> FederatedConfig:
+    schedule = _env("SCHEDULE", "cosine")
+    return FederatedConfig(
+        rounds=int(_env("ROUNDS", "20")),
+        local_steps=int(_env("LOCAL_STEPS", "50")),
+        batch_size=int(_env("BATCH", "256")),
+        lr=float(_env("LR", "0.003")),
+        cosine_lr=schedule == "cosine",
+        server=_server_from_env(),
+    )
+
+
 @dataclass(frozen=True)
 class Settings:
     """The benchmark's knobs (see the module docstring)."""
 
+    splits: tuple[str, ...] = tuple(s.strip() for s in _env("SPLITS", "demo,1,2").split(","))
     seeds: int = int(_env("SEEDS", "3"))
+    seed_base: int = int(_env("SEED_BASE", "0"))
     demos: int = int(_env("DEMOS", "20"))
     hidden: tuple[int, ...] = tuple(int(h) for h in _env("HIDDEN", "256,256").split(","))
     eval_episodes: int = int(_env("EVAL", "10"))
-    local_eval_episodes: int = int(_env("LOCAL_EVAL", "4"))
-    max_steps: int = int(_env("MAX_STEPS", "500"))
-    clip: float = float(_env("DP_CLIP", str(DEFAULT_CLIP)))
+    forget_eval: int = int(_env("FORGET_EVAL", "3"))
+    clip: float = float(_env("DP_CLIP", "3.0"))
     noises: tuple[float, ...] = tuple(
-        float(n) for n in _env("DP_NOISE", DEFAULT_NOISE).split(",") if n.strip()
+        float(n) for n in _env("DP_NOISE", "").split(",") if n.strip()
     )
-    fed: FederatedConfig = field(
-        default_factory=lambda: FederatedConfig(
-            rounds=int(_env("ROUNDS", "20")),
-            local_steps=int(_env("LOCAL_STEPS", "50")),
-            lr=float(_env("LR", "0.003")),
+    fed: FederatedConfig = field(default_factory=_fed_from_env)
+    finetune: FineTuneConfig = field(
+        default_factory=lambda: FineTuneConfig(
+            steps=int(_env("FT_STEPS", "200")), lr=float(_env("FT_LR", "0.0003"))
         )
     )
 
 
-@dataclass
-class SeedResult:
-    """One seed's success rates (model -> task -> rate), local-only summaries and stage times."""
-
-    success: dict[str, dict[str, float]] = field(default_factory=dict)
-    own: dict[str, float] = field(default_factory=dict)
-    foreign: dict[str, float] = field(default_factory=dict)
-    seconds: dict[str, float] = field(default_factory=dict)
-    update_norms: list[float] = field(default_factory=list)
-    hits: list[tuple[str, str, float]] = field(default_factory=list)
-
-
-@contextmanager
-def _stage(result: SeedResult, name: str) -> Iterator[None]:
-    started = time.perf_counter()
-    yield
-    result.seconds[name] = result.seconds.get(name, 0.0) + time.perf_counter() - started
+def split_factories(split: str) -> tuple[FactorySpec, ...]:
+    """The factories of ``split`` (``demo`` or a random split's seed)."""
+    if split == "demo":
+        return DEMO_FACTORIES
+    return random_split(int(split), eligible_tasks())
 
 
 @dataclass(frozen=True)
-class _Setup:
-    """What every model of a seed shares: data, statistics, vocabulary, initial weights."""
+class SplitSetup:
+    """What every model of one split and seed shares: data, statistics, vocabulary, weights."""
 
-    sites: tuple[tuple[str, tuple[str, ...]], ...]
+    factories: tuple[FactorySpec, ...]
+    sites: tuple[Site, ...]
     datasets: tuple[EpisodesDataset, ...]
     pooled: EpisodesDataset
     stats: dict[str, FeatureStats]
@@ -118,69 +143,103 @@ class _Setup:
     init: torch.nn.Module
 
 
-def _setup(seed: int, cfg: Settings, result: SeedResult) -> _Setup:
-    with _stage(result, "load_s"):
-        sites = build_sites(DEMO_FACTORIES, cfg.demos, seed)
-    result.seconds["simulate_s"] = sum(s.simulate_s for s in sites)
-    result.seconds["ingest_s"] = sum(s.ingest_s for s in sites)
-    result.seconds["frames"] = float(sum(s.frames for s in sites))
+def setup_split(
+    factories: Sequence[FactorySpec], seed: int, demos: int, hidden: tuple[int, ...]
+) -> SplitSetup:
+    """Build (or load from the cache) the sites' stores, datasets and initial weights."""
+    sites = tuple(build_sites(factories, demos, seed))
     stats = merge_site_stats([s.stats for s in sites])
     vocab = tuple(sorted(task for s in sites for task in s.spec.tasks))
-    with _stage(result, "datasets_s"):
-        datasets = tuple(policy_dataset(s.episodes, stats, vocab) for s in sites)
-        pooled = policy_dataset([e for s in sites for e in s.episodes], stats, vocab)
+    datasets = tuple(policy_dataset(s.episodes, stats, vocab) for s in sites)
+    pooled = policy_dataset([e for s in sites for e in s.episodes], stats, vocab)
     init = build_policy_model(
-        pooled.observation_dim, len(vocab), pooled.action_dim, cfg.hidden, seed=seed
+        pooled.observation_dim, len(vocab), pooled.action_dim, hidden, seed=seed
     )
-    named = tuple((s.spec.site, s.spec.tasks) for s in sites)
-    return _Setup(named, datasets, pooled, dict(stats), vocab, init)
+    return SplitSetup(tuple(factories), sites, datasets, pooled, dict(stats), vocab, init)
 
 
-def _evaluate(
-    setup: _Setup, model: torch.nn.Module, episodes: int, seed: int, cfg: Settings
+Model = Literal["pooled", "federated"]
+
+
+@dataclass
+class SeedResult:
+    """One seed's success rates and stage times.
+
+    ``success[model][task]`` for ``pooled``, ``federated`` and ``federated_dp@z``;
+    ``local``/``personal``: site -> own task -> rate; ``forget``: site -> others'
+    task -> rate of the fine-tuned weights alone.
+    """
+
+    success: dict[str, dict[str, float]] = field(default_factory=dict)
+    local: dict[str, dict[str, float]] = field(default_factory=dict)
+    personal: dict[str, dict[str, float]] = field(default_factory=dict)
+    forget: dict[str, dict[str, float]] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _eval(
+    setup: SplitSetup, model: torch.nn.Module, tasks: Sequence[str], episodes: int, seed: int
 ) -> dict[str, float]:
-    return evaluate_in_metaworld(
-        model, setup.stats, setup.vocab, setup.vocab, episodes, seed, max_steps=cfg.max_steps
-    )
+    return evaluate_in_metaworld(model, setup.stats, tasks, setup.vocab, episodes, seed)
 
 
-def _run_seed(seed: int, cfg: Settings) -> SeedResult:
+def run_seed(split: str, seed: int, cfg: Settings) -> SeedResult:
+    """Train and evaluate every model of ``split`` for ``seed``."""
     result = SeedResult()
-    setup = _setup(seed, cfg, result)
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        result.seconds[name] = result.seconds.get(name, 0.0) + now - clock
+        clock = now
+
+    setup = setup_split(split_factories(split), seed, cfg.demos, cfg.hidden)
+    lap("setup_s")
     fed = replace(cfg.fed, seed=seed)
     runs: list[tuple[str, Sequence[EpisodesDataset], ServerClipping | None]] = [
         ("pooled", [setup.pooled], None),
         ("federated", setup.datasets, None),
     ]
-    for noise in cfg.noises:
-        runs.append((f"federated_dp@{noise:g}", setup.datasets, ServerClipping(cfg.clip, noise)))
+    runs += [
+        (f"federated_dp@{z:g}", setup.datasets, ServerClipping(cfg.clip, z)) for z in cfg.noises
+    ]
+    consortium = setup.init
     for name, parts, dp in runs:
-        with _stage(result, f"train_{name}_s"):
-            run = federated_average(setup.init, parts, fed, dp=dp)
+        model = federated_average(setup.init, parts, fed, dp=dp).model
+        lap("train_s")
+        result.success[name] = _eval(setup, model, setup.vocab, cfg.eval_episodes, seed)
+        lap("eval_s")
         if name == "federated":
-            result.update_norms = run.update_norms
-        with _stage(result, f"eval_{name}_s"):
-            result.success[name] = _evaluate(setup, run.model, cfg.eval_episodes, seed, cfg)
-        print(f"  seed {seed} {name:13s} mean {_mean(result.success[name]):.3f}", flush=True)
-    for (site, tasks), dataset in zip(setup.sites, setup.datasets, strict=True):
-        with _stage(result, "train_local_s"):
-            run = federated_average(setup.init, [dataset], fed)
-        with _stage(result, "eval_local_s"):
-            rates = _evaluate(setup, run.model, cfg.local_eval_episodes, seed, cfg)
-        result.success[f"local:{site}"] = rates
-        result.own[site] = _mean({t: rates[t] for t in tasks})
-        result.foreign[site] = _mean({t: v for t, v in rates.items() if t not in tasks})
-        result.hits += [(site, t, v) for t, v in rates.items() if t not in tasks and v > 0]
+            consortium = model
         print(
-            f"  seed {seed} local {site} own {result.own[site]:.2f} "
-            f"foreign {result.foreign[site]:.2f}",
+            f"  split {split} seed {seed} {name:10s} {_mean(result.success[name]):.3f}", flush=True
+        )
+    for spec, dataset in zip(setup.factories, setup.datasets, strict=True):
+        own = list(spec.tasks)
+        others = [t for t in setup.vocab if t not in spec.tasks]
+        local = federated_average(setup.init, [dataset], fed).model
+        tuned = fine_tune(consortium, dataset, replace(cfg.finetune, seed=seed))
+        routed = TaskRoutedPolicy(
+            tuned, consortium, dataset.observation_dim, [setup.vocab.index(t) for t in own]
+        )
+        lap("train_s")
+        result.local[spec.site] = _eval(setup, local, own, cfg.eval_episodes, seed)
+        result.personal[spec.site] = _eval(setup, routed, own, cfg.eval_episodes, seed)
+        if cfg.forget_eval > 0:
+            result.forget[spec.site] = _eval(setup, tuned, others, cfg.forget_eval, seed)
+        lap("eval_s")
+        print(
+            f"  split {split} seed {seed} {spec.site}: local {_mean(result.local[spec.site]):.2f} "
+            f"personalised {_mean(result.personal[spec.site]):.2f} "
+            f"federated {_mean({t: result.success['federated'][t] for t in own}):.2f}",
             flush=True,
         )
     return result
 
 
 def _mean(rates: dict[str, float]) -> float:
-    return sum(rates.values()) / len(rates)
+    return sum(rates.values()) / len(rates) if rates else float("nan")
 
 
 def _spread(values: Sequence[float]) -> tuple[float, float]:
@@ -188,111 +247,115 @@ def _spread(values: Sequence[float]) -> tuple[float, float]:
     return mean, statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def _epsilon(noise: float, rounds: int) -> float:
-    """ε at :data:`DELTA` of ``rounds`` Gaussian releases (every site in every round)."""
-    import dp_accounting  # type: ignore[import-untyped]
-
-    accountant = dp_accounting.rdp.RdpAccountant()
-    accountant.compose(dp_accounting.GaussianDpEvent(noise), rounds)
-    return float(accountant.get_epsilon(DELTA))
-
-
-def _figures(results: list[SeedResult], cfg: Settings) -> dict[str, float]:
+def split_figures(
+    factories: Sequence[FactorySpec], results: Sequence[SeedResult]
+) -> dict[str, float]:
+    """Mean and spread over seeds of every reported figure of one split."""
     figures: dict[str, float] = {}
-    models = _models(results)
-    tasks = sorted(results[0].success["pooled"])
+
+    def put(key: str, values: Sequence[float]) -> None:
+        figures[f"{key}.mean"], figures[f"{key}.std"] = _spread(values)
+
+    models = list(results[0].success)
     for model in models:
-        for task in tasks:
-            mean, std = _spread([r.success[model][task] for r in results])
-            figures[f"{model}.{task}.mean"], figures[f"{model}.{task}.std"] = mean, std
-        mean, std = _spread([_mean(r.success[model]) for r in results])
-        figures[f"{model}.mean_success.mean"], figures[f"{model}.mean_success.std"] = mean, std
-    for model in models[1:]:
-        ratios = [_mean(r.success[model]) / max(_mean(r.success["pooled"]), 1e-9) for r in results]
-        mean, std = _spread(ratios)
-        figures[f"{model}_over_pooled.mean"], figures[f"{model}_over_pooled.std"] = mean, std
-    for kind in ("own", "foreign"):
-        mean, std = _spread([statistics.fmean(getattr(r, kind).values()) for r in results])
-        figures[f"local.{kind}_tasks.mean"], figures[f"local.{kind}_tasks.std"] = mean, std
-    n_tasks = sum(len(tasks) for _, tasks in _site_tasks())
-    pairs = len(results) * sum(n_tasks - len(tasks) for _, tasks in _site_tasks())
-    figures["local.foreign_pairs_solved_at_all"] = sum(len(r.hits) for r in results) / pairs
-    figures["local.foreign_tasks.max"] = max(
-        rate
-        for r in results
-        for site, tasks in ((s, t) for s, t in _site_tasks())
-        for task, rate in r.success[f"local:{site}"].items()
-        if task not in tasks
-    )
-    for site, _ in _site_tasks():
-        figures[f"local.{site}.own.mean"] = statistics.fmean(r.own[site] for r in results)
-        figures[f"local.{site}.foreign.mean"] = statistics.fmean(r.foreign[site] for r in results)
-    for noise in cfg.noises:
-        figures[f"dp@{noise:g}.noise_multiplier"] = noise
-        figures[f"dp@{noise:g}.clipping_norm"] = cfg.clip
-        figures[f"dp@{noise:g}.epsilon"] = _epsilon(noise, cfg.fed.rounds)
-        figures[f"dp@{noise:g}.delta"] = DELTA
-    figures["federated.update_norm.median"] = statistics.median(
-        n for r in results for n in r.update_norms
-    )
+        put(f"{model}.mean_success", [_mean(r.success[model]) for r in results])
+        for task in results[0].success[model]:
+            put(f"{model}.{task}", [r.success[model][task] for r in results])
+        if model != "pooled":
+            put(
+                f"{model}_over_pooled",
+                [_mean(r.success[model]) / max(_mean(r.success["pooled"]), 1e-9) for r in results],
+            )
+    for spec in factories:
+        own = spec.tasks
+
+        def on(model: str, tasks: Sequence[str], r: SeedResult) -> float:
+            return statistics.fmean(r.success[model][t] for t in tasks)
+
+        others = [t for t in results[0].success["pooled"] if t not in own]
+        site = spec.site
+        put(f"{site}.local_own", [_mean(r.local[site]) for r in results])
+        put(f"{site}.personalised_own", [_mean(r.personal[site]) for r in results])
+        put(f"{site}.federated_own", [on("federated", own, r) for r in results])
+        put(f"{site}.pooled_own", [on("pooled", own, r) for r in results])
+        put(f"{site}.personalised_others", [on("federated", others, r) for r in results])
+        put(f"{site}.pooled_others", [on("pooled", others, r) for r in results])
+        put(
+            f"{site}.personalised_others_over_pooled",
+            [on("federated", others, r) / max(on("pooled", others, r), 1e-9) for r in results],
+        )
+        if results[0].forget:
+            put(f"{site}.finetuned_only_others", [_mean(r.forget[site]) for r in results])
     for stage in results[0].seconds:
         figures[f"time.{stage}"] = statistics.fmean(r.seconds[stage] for r in results)
     return figures
 
 
-def _models(results: list[SeedResult]) -> list[str]:
-    return [m for m in results[0].success if not m.startswith("local:")]
+COLUMNS = (
+    "local_own",
+    "personalised_own",
+    "federated_own",
+    "personalised_others",
+    "pooled_others",
+)
 
 
-def _site_tasks() -> list[tuple[str, tuple[str, ...]]]:
-    return [(f.site, f.tasks) for f in DEMO_FACTORIES]
+def _cell(figures: dict[str, float], key: str) -> str:
+    return f"{figures[f'{key}.mean']:.2f} ± {figures[f'{key}.std']:.2f}"
 
 
-def _table(results: list[SeedResult], figures: dict[str, float]) -> Table:
-    models = _models(results)
-    table = Table(title=f"Meta-World success over {len(results)} seeds (mean ± sd)")
-    table.add_column("task")
-    for column in [*models, "local (owner)", "local (others)"]:
-        table.add_column(column, justify="right")
-    owner = {task: site for site, tasks in _site_tasks() for task in tasks}
-    for task in sorted(owner):
-        cells = [_cell(figures[f"{m}.{task}.mean"], figures[f"{m}.{task}.std"]) for m in models]
-        mine = [r.success[f"local:{owner[task]}"][task] for r in results]
-        others = [
-            statistics.fmean(
-                r.success[f"local:{s}"][task] for s, _ in _site_tasks() if s != owner[task]
-            )
-            for r in results
-        ]
-        table.add_row(task, *cells, _cell(*_spread(mine)), _cell(*_spread(others)))
-    means = [
-        _cell(figures[f"{m}.mean_success.mean"], figures[f"{m}.mean_success.std"]) for m in models
+def split_table(split: str, factories: Sequence[FactorySpec], figures: dict[str, float]) -> str:
+    """The split's results as Markdown (the tables docs/federation.md shows)."""
+    lines = [
+        f"**Split {split}**: "
+        + "; ".join(f"{f.site} ({f.style}): {', '.join(f.tasks)}" for f in factories),
+        "",
+        "| federated / pooled | federated mean success | pooled mean success |",
+        "|---|---|---|",
+        f"| {_cell(figures, 'federated_over_pooled')} | {_cell(figures, 'federated.mean_success')} "
+        f"| {_cell(figures, 'pooled.mean_success')} |",
+        "",
+        "| site | local-only, own tasks | personalised, own tasks | consortium, own tasks "
+        "| personalised, others' tasks | pooled, others' tasks | fine-tuned weights alone, "
+        "others' tasks |",
+        "|---|---|---|---|---|---|---|",
     ]
-    own = _cell(figures["local.own_tasks.mean"], figures["local.own_tasks.std"])
-    foreign = _cell(figures["local.foreign_tasks.mean"], figures["local.foreign_tasks.std"])
-    table.add_row("mean", *means, own, foreign, style="bold")
-    return table
-
-
-def _cell(mean: float, std: float) -> str:
-    return f"{mean:.2f} ± {std:.2f}"
+    for f in factories:
+        s = f.site
+        forget = (
+            _cell(figures, f"{s}.finetuned_only_others")
+            if f"{s}.finetuned_only_others.mean" in figures
+            else "n/a"
+        )
+        cells = [_cell(figures, f"{s}.{k}") for k in COLUMNS]
+        lines.append(f"| {s} | {' | '.join(cells)} | {forget} |")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> dict[str, float]:
-    """Run every seed, print the table and the stage times, return the figures."""
+    """Run every split and seed, print and write the tables, return the figures."""
     cfg = Settings()
     torch.set_num_threads(1)
-    console = Console(width=150)
+    console = Console(width=160)
     console.print(f"learning benchmark: {cfg}")
-    results = [_run_seed(seed, cfg) for seed in range(cfg.seeds)]
-    figures = _figures(results, cfg)
-    console.print(_table(results, figures))
-    for seed, r in enumerate(results):
-        for site, task, rate in r.hits:
-            console.print(
-                f"seed {seed}: {site}'s local-only model succeeds on {task} at {rate:.2f}"
-            )
-    for key in sorted(figures):
-        if not key.endswith(".std") and "-v3" not in key:
-            console.print(f"{key:45s} {figures[key]:10.4g}")
+    figures: dict[str, float] = {}
+    tables = [f"Settings: {cfg}\n"]
+    for split in cfg.splits:
+        factories = split_factories(split)
+        console.print(f"split {split}: {factories}")
+        seeds = range(cfg.seed_base, cfg.seed_base + cfg.seeds)
+        results = [run_seed(split, seed, cfg) for seed in seeds]
+        found = split_figures(factories, results)
+        figures |= {f"split_{split}.{k}": v for k, v in found.items()}
+        table = split_table(split, factories, found)
+        tables.append(table)
+        console.print(table)
+        out = Path("bench-results")
+        out.mkdir(exist_ok=True)
+        (out / "learning-tables.md").write_text("\n".join(tables), encoding="utf-8")
+        raw = [r.__dict__ for r in results]
+        (out / f"learning-split-{split}.json").write_text(
+            json.dumps({"settings": str(cfg), "seeds": list(seeds), "results": raw}, indent=1),
+            encoding="utf-8",
+        )
     return figures

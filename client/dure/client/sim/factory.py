@@ -22,7 +22,7 @@ from typing import Any
 from dure.client.episodes.profile import SiteProfile
 from dure.client.episodes.schema import pseudonymise_operator
 from dure.client.importers.profile_io import dump_profile
-from dure.client.sim.metaworld_env import demonstration_seed, rollout_expert
+from dure.client.sim.metaworld_env import EPISODE_STEPS, demonstration_seed, rollout_expert
 from dure.client.sim.styles import STYLES, LoggingStyle
 from dure.client.sim.truth import CONTROL_FPS, SimulatedEpisode
 
@@ -61,7 +61,7 @@ def simulate_episodes(
     episodes: int,
     seed: int,
     *,
-    max_steps: int = 200,
+    max_steps: int = EPISODE_STEPS,
     progress: Callable[[SimulatedEpisode], None] | None = None,
 ) -> list[SimulatedEpisode]:
     """Roll out ``episodes`` expert demonstrations, cycling through ``tasks``.
@@ -121,7 +121,7 @@ def simulate_factory(
     out: Path,
     *,
     site: str = "sim-factory",
-    max_steps: int = 200,
+    max_steps: int = EPISODE_STEPS,
     progress: Callable[[SimulatedEpisode], None] | None = None,
 ) -> SimulatedFactory:
     """Simulate a factory and write its logs and site profile under ``out``.

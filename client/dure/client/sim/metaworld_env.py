@@ -34,6 +34,7 @@ from dure.client.sim.truth import (
 )
 
 __all__ = [
+    "EPISODE_STEPS",
     "EVAL_SEED_BASE",
     "EvaluationResult",
     "Policy",
@@ -42,6 +43,15 @@ __all__ = [
     "known_tasks",
     "rollout_expert",
 ]
+
+EPISODE_STEPS = 500
+"""Step limit of every episode, demonstrated or evaluated (Meta-World's own limit).
+
+Simulation (:func:`rollout_expert`) and evaluation (:func:`evaluate_policy`,
+:func:`dure.client.training.evaluate.evaluate_in_metaworld`) use this one length,
+so a task whose expert needs more than a shorter limit is neither demonstrated as
+a failure nor evaluated with more time than its demonstrations had.
+"""
 
 EVAL_SEED_BASE = 1_000_000_000
 """Evaluation layouts use seeds at or above this; demonstrations stay below it."""
@@ -157,13 +167,13 @@ def rollout_expert(
     *,
     index: int = 0,
     start_ns: int = 0,
-    max_steps: int = 200,
+    max_steps: int = EPISODE_STEPS,
     settle: int = 10,
 ) -> SimulatedEpisode:
     """Roll out the scripted expert for ``task`` on the layout of ``seed``.
 
     The episode stops ``settle`` steps after the first success, or after
-    ``max_steps`` steps (Meta-World truncates at 500).
+    ``max_steps`` steps (:data:`EPISODE_STEPS` by default).
 
     Raises
     ------
@@ -223,7 +233,7 @@ def evaluate_policy(
     *,
     episodes: int = 20,
     seed: int = 0,
-    max_steps: int = 500,
+    max_steps: int = EPISODE_STEPS,
 ) -> EvaluationResult:
     """Roll ``policy`` out on ``episodes`` fresh layouts of ``task`` and count successes.
 

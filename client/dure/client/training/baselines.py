@@ -12,6 +12,11 @@ the demo's federation learns compared with its two references:
   the average of the sites' models weighted by their number of examples (what
   Flower's ``FedAvg`` does with ``"num-examples"``).
 
+The server's step is :mod:`~dure.client.training.server_opt`'s (FedAvg,
+FedAvgM, FedAdam or FedYogi with Flower's math), chosen by
+:attr:`FederatedConfig.server`; the pooled and local-only references always take
+the plain step (one site: its model is the new global model).
+
 All three share one schedule: ``rounds`` rounds of ``local_steps`` steps with the
 round's learning rate (:func:`~dure.client.training.local.round_learning_rate`
 when ``cosine_lr``), so they get the same number of optimiser steps per site.
@@ -38,6 +43,7 @@ from torch import nn
 from dure.client.training.dataset import EpisodesDataset
 from dure.client.training.errors import TrainingError
 from dure.client.training.local import TrainConfig, round_learning_rate, train_local
+from dure.client.training.server_opt import ServerOptConfig, ServerOptimiser
 
 __all__ = ["FederatedConfig", "FederatedRun", "ServerClipping", "federated_average"]
 
@@ -59,6 +65,7 @@ class FederatedConfig:
     cosine_lr: bool = True
     proximal_mu: float = 0.0
     seed: int = 0
+    server: ServerOptConfig = field(default_factory=ServerOptConfig)
 
     def round_lr(self, server_round: int) -> float:
         """Learning rate of ``server_round`` (1-based)."""
@@ -114,6 +121,7 @@ def federated_average(
         )
     run = FederatedRun(copy.deepcopy(model))
     noise = np.random.default_rng(config.seed)
+    server = ServerOptimiser(config.server if len(datasets) > 1 else ServerOptConfig())
     for server_round in range(1, config.rounds + 1):
         start = {k: v.detach().clone() for k, v in run.model.state_dict().items()}
         updates, weights, losses = [], [], []
@@ -125,7 +133,7 @@ def federated_average(
         run.losses.append(float(np.average(losses, weights=weights)))
         run.update_norms.append(float(np.mean([_norm(u) for u in updates])))
         step = _aggregate(updates, weights, dp, noise)
-        run.model.load_state_dict({k: start[k] + step[k] for k in start})
+        run.model.load_state_dict(server.step(start, step, server_round))
     return run
 
 

@@ -2,7 +2,9 @@
 
 Success definition (:data:`SUCCESS_DEFINITION`, ``"any-step"``): an evaluation
 episode succeeds if Meta-World's ``info["success"]`` was true after any step
-within ``max_steps`` steps (500 by default, Meta-World's own limit); the episode
+within ``max_steps`` steps (by default
+:data:`~dure.client.sim.metaworld_env.EPISODE_STEPS`, the length the demonstrations
+were simulated with, Meta-World's own limit of 500); the episode
 stops at the first success.  The success rate of a task is the fraction of its
 ``episodes_per_task`` episodes that succeeded.
 
@@ -28,6 +30,7 @@ import torch
 from torch import nn
 
 from dure.client.episodes.stats import FeatureStats
+from dure.client.sim.metaworld_env import EPISODE_STEPS
 from dure.client.sim.truth import STATE_NAMES
 from dure.client.training.errors import TrainingError
 from dure.client.training.normalisation import NormalisationMode, PolicyScaling
@@ -107,7 +110,7 @@ def evaluate_tasks(
     episodes_per_task: int = 10,
     seed: int = 0,
     *,
-    max_steps: int = 500,
+    max_steps: int = EPISODE_STEPS,
     mode: NormalisationMode = "mean_std",
 ) -> dict[str, tuple[bool, ...]]:
     """Run ``model`` on fresh layouts of each task; return each episode's success.
@@ -146,7 +149,7 @@ def evaluate_in_metaworld(
     episodes_per_task: int = 10,
     seed: int = 0,
     *,
-    max_steps: int = 500,
+    max_steps: int = EPISODE_STEPS,
     mode: NormalisationMode = "mean_std",
 ) -> dict[str, float]:
     """Success rate per task (:data:`SUCCESS_DEFINITION`) on fresh layouts.
