@@ -234,6 +234,8 @@ def _factory_toml(site: str, urn: str, superlink: str, port: int) -> dict[str, A
 
 
 def _coordinator_toml(urn: str, superlink: str, service: str, ledger: str) -> dict[str, Any]:
+    from dure.policies.job import DEFAULT_HIDDEN
+
     return {
         "consortium": urn,
         "registry": "registry",
@@ -251,7 +253,7 @@ def _coordinator_toml(urn: str, superlink: str, service: str, ledger: str) -> di
             "ledger_name": ledger,
             "operator_keys": ["keys/operator.pub"],
         },
-        "run": {"local_steps": 10, "lr": 0.001, "round_timeout": 600.0, "hidden": [64, 64]},
+        "run": {"round_timeout": 600.0, "hidden": list(DEFAULT_HIDDEN)},
     }
 
 

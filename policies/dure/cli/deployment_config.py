@@ -27,6 +27,7 @@ from pydantic import (
 
 from dure.policies.errors import DureError
 from dure.policies.identity import SITE_ID_PATTERN
+from dure.policies.job import DEFAULT_HIDDEN
 from dure.policies.literals import check_party
 
 __all__ = [
@@ -118,20 +119,40 @@ class ServiceConfig(_Model):
         return value
 
 
-class RunOptions(_Model):
-    """``[run]``: how ``run-job`` runs a job (the coordinator's knobs, not signed)."""
+_MOVED_TO_JOB = ("local_steps", "lr", "batch_size", "lr_schedule", "schedule", "personalise")
 
-    local_steps: int = Field(10, ge=1)
-    lr: float = Field(1e-3, gt=0)
+
+class RunOptions(_Model):
+    """``[run]``: how ``run-job`` runs a job (the coordinator's knobs, not signed).
+
+    Local training (steps, batch size, learning rate, schedule, personalisation)
+    is in the signed job's ``training`` section, so each site's policy judges
+    it; ``[run]`` keeps the plumbing, the model's hidden widths and the seed.
+    """
+
     round_timeout: float = Field(600.0, gt=0)
     connect_wait: float = Field(60.0, ge=0)
     query_timeout: float = Field(120.0, gt=0)
-    hidden: list[int] = Field(default_factory=lambda: [64, 64], min_length=1)
+    hidden: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: list(DEFAULT_HIDDEN), min_length=1
+    )
     seed: int = 0
     clientapp: str = Field("dure.client.federation.light:app", pattern=r"^[\w.]+:\w+$")
     models: RelPath = Path("models")
     work: RelPath = Path("work")
     flwr_home: RelPath = Path("flwr-home")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, data: Any) -> Any:
+        moved = sorted(key for key in _MOVED_TO_JOB if isinstance(data, dict) and key in data)
+        if moved:
+            raise ValueError(
+                f"{', '.join(moved)}: local training is set in the signed job now; fix: "
+                "remove them from [run] and set them in the job's training section "
+                "('dure job template' shows it), then sign the job again"
+            )
+        return data
 
 
 class CoordinatorConfig(_Model):

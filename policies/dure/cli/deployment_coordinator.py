@@ -34,7 +34,13 @@ import typer
 from dure.cli.deployment_config import CoordinatorConfig, load_coordinator_config, split_address
 from dure.cli.output import make_console
 
-__all__ = ["app_pyproject", "register", "sync_coordinator_registry", "write_connection"]
+__all__ = [
+    "app_pyproject",
+    "check_signed_job",
+    "register",
+    "sync_coordinator_registry",
+    "write_connection",
+]
 
 console = make_console(stderr=True)
 CONNECTION = "dure"
@@ -210,8 +216,6 @@ def app_pyproject(cfg: CoordinatorConfig, job: Path) -> str:
         "dure-hidden": ",".join(str(width) for width in run.hidden),
         "dure-seed": str(run.seed),
         "dure-consortium": cfg.consortium,
-        "dure-local-steps": str(run.local_steps),
-        "dure-lr": str(run.lr),
         "dure-round-timeout": str(run.round_timeout),
         "dure-connect-wait": str(run.connect_wait),
         "dure-query-timeout": str(run.query_timeout),
@@ -240,7 +244,7 @@ def _run_job(
     from dure.cli.files import read_bytes
 
     cfg = load_coordinator_config(config)
-    read_bytes(job)
+    check_signed_job(cfg, read_bytes(job))
     sync_coordinator_registry(cfg)
     write_connection(cfg)
     folder = cfg.run.work / f"app-{time.strftime('%Y%m%dT%H%M%S')}-{time.monotonic_ns() % 10**6}"
@@ -259,6 +263,22 @@ def _run_job(
             hint="Read the run's log above; the ledger records what was done before it stopped.",
         )
     console.print(f"run {run_id} completed; the ledger is in {_redacted(cfg.service.database)}")
+
+
+def check_signed_job(cfg: CoordinatorConfig, data: bytes) -> None:
+    """Refuse, before anything starts, a job the coordinator would refuse to run.
+
+    Verifies it with the pinned operator keys, parses it (the manifest refuses
+    settings that cannot be met) and checks this coordinator runs it as signed.
+    """
+    from dure.policies.dsse import Envelope
+    from dure.policies.keys import VerifyKey
+    from dure.server.federation.aggregation import check_job_supported
+    from dure.server.federation.registry import open_job
+
+    keys = [VerifyKey.load(key) for key in cfg.service.operator_keys]
+    opened = open_job(Envelope.from_json(data), {key.key_id: key for key in keys})
+    check_job_supported(opened.document)
 
 
 def _flwr_json(env: dict[str, str], argv: list[str]) -> dict[str, Any]:

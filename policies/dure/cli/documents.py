@@ -16,6 +16,7 @@ from dure.policies.errors import DureError
 
 if TYPE_CHECKING:
     from dure.policies.evaluation import Decision, RoundContext
+    from dure.policies.job import JobManifest
     from dure.policies.keys import VerifyKey
     from dure.policies.signed import DocT, Opened, SignableDocument
 
@@ -64,9 +65,11 @@ def _job_template(
 ) -> None:
     """Print an example job manifest, issued now, to edit and sign."""
     from dure.policies.examples import example_job_value
+    from dure.policies.job import JobManifest
 
     value = example_job_value(consortium=consortium, task=task, issued=_now())
-    typer.echo(json.dumps(value, indent=2, ensure_ascii=False))
+    full = JobManifest.from_value(value).to_json_value()  # with the default training section
+    typer.echo(json.dumps(full, indent=2, ensure_ascii=False))
 
 
 def _policy_sign(
@@ -138,7 +141,16 @@ def _job_sign(
     """Sign a job manifest; prints its digest."""
     from dure.policies.job import JobManifest
 
-    _sign("job", JobManifest.from_json_bytes(_read(document), source=str(document)), key, out)
+    manifest = JobManifest.from_json_bytes(_read(document), source=str(document))
+    _check_runnable(manifest)
+    _sign("job", manifest, key, out)
+
+
+def _check_runnable(job: JobManifest) -> None:
+    """Refuse a job the coordinator cannot run as signed (strategy, params, DP mode)."""
+    from dure.server.federation.aggregation import check_job_supported
+
+    check_job_supported(job)
 
 
 def _policy_verify(envelope: Annotated[Path, typer.Argument()], signer: Signers) -> None:
@@ -162,6 +174,7 @@ def _job_verify(envelope: Annotated[Path, typer.Argument()], signer: Signers) ->
     job = opened.document
     if job.expires <= _now():
         raise ExpiredError(f"job {job.job_id} expired at {job.expires:%Y-%m-%dT%H:%M:%SZ}")
+    _check_runnable(job)
     console.print(
         styled(
             ("valid", "green"),

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from tests.builders.flower import set_task_identity
 
+from dure.policies.errors import DocumentError
 from dure.policies.examples import example_job_value
 from dure.policies.job import JobManifest
 from dure.server.federation.aggregation import (
@@ -202,66 +203,46 @@ def test_client_side_dp_leaves_clipping_to_the_factories() -> None:
     )
 
 
+def test_strategies_this_coordinator_does_not_run_are_refused_with_the_fix() -> None:
+    job = _job("bulyan")
+    with pytest.raises(FederationError, match="'bulyan' is not supported") as caught:
+        check_job_supported(job)
+    assert "supported strategies" in caught.value.hint
+
+
+@pytest.mark.parametrize("strategy", ["krum", "fedavgm", "fedadam", "fedyogi", "fedadagrad"])
+def test_secure_aggregation_needs_a_mean(strategy: str) -> None:
+    value = example_job_value(dp=False)
+    value["aggregation"] = {"strategy": strategy, "secure": True, "norm_bound": "1", "params": {}}
+    with pytest.raises(FederationError, match=f"not {strategy} \\(SecAgg\\+ only runs") as caught:
+        check_job_supported(JobManifest.from_value(value))
+    assert "without aggregation.secure" in caught.value.hint
+
+
 @pytest.mark.parametrize(
-    "value,message",
+    "aggregation,message",
     [
-        (
-            {
-                "aggregation": {
-                    "strategy": "fedadam",
-                    "secure": False,
-                    "norm_bound": "1",
-                    "params": {},
-                }
-            },
-            "not supported",
-        ),
-        (
-            {
-                "aggregation": {
-                    "strategy": "krum",
-                    "secure": True,
-                    "norm_bound": "1",
-                    "params": {},
-                }
-            },
-            "secure aggregation",
-        ),
-        (
-            {
-                "aggregation": {
-                    "strategy": "krum",
-                    "secure": False,
-                    "norm_bound": "1",
-                    "params": {"beta": "0.1"},
-                }
-            },
-            "unknown krum params",
-        ),
-        (
-            {
-                "aggregation": {
-                    "strategy": "trimmed-mean",
-                    "secure": False,
-                    "norm_bound": "1",
-                    "params": {"beta": "0.7"},
-                }
-            },
-            "beta",
-        ),
+        ({"strategy": "krum", "params": {"beta": "0.1"}}, "not parameters of krum"),
+        ({"strategy": "trimmed-mean", "params": {"beta": "0.7"}}, "params.beta must be"),
+        ({"strategy": "fedavgm", "params": {"server_momentum": "1"}}, "server_momentum"),
+        ({"strategy": "fedadam", "params": {"eta": "0"}}, "params.eta must be"),
+        ({"strategy": "fedyogi", "params": {"tau": 1}}, "params.tau must be decimal"),
     ],
 )
-def test_jobs_this_coordinator_cannot_run_as_signed_are_refused(
-    value: dict[str, Any], message: str
+def test_the_manifest_refuses_aggregation_no_coordinator_can_run(
+    aggregation: dict[str, Any], message: str
 ) -> None:
-    job = JobManifest.from_value({**example_job_value(dp=False), **value})
-    with pytest.raises(FederationError, match=message):
-        check_job_supported(job)
+    value = example_job_value(dp=False)
+    value["aggregation"] = {"secure": False, "norm_bound": "1", "params": {}, **aggregation}
+    with pytest.raises(DocumentError, match=message) as caught:
+        JobManifest.from_value(value)
+    assert "fix:" in caught.value.message
 
 
 def test_dp_needs_a_mean_and_fixed_clipping() -> None:
-    with pytest.raises(FederationError, match="DP needs fedavg or fedprox"):
-        check_job_supported(_job("krum", clip="1.0"))
+    for strategy in ("krum", "fedavgm", "fedadam"):
+        with pytest.raises(FederationError, match=f"DP needs fedavg or fedprox, not {strategy}"):
+            check_job_supported(_job(strategy, clip="1.0"))
     with pytest.raises(FederationError, match="not supported"):
         check_job_supported(_job(mode="server-adaptive"))
     check_job_supported(_job(clip="1.0"))

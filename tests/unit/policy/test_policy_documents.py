@@ -13,7 +13,7 @@ from dure.policies.document import CanonicalDocument
 from dure.policies.encoding import sha256, to_hex
 from dure.policies.errors import DocumentError, EncodingError
 from dure.policies.examples import example_job, example_policy
-from dure.policies.job import JobManifest
+from dure.policies.job import DEFAULT_TRAINING, JobManifest
 from dure.policies.policy import TypedLiteral, UsagePolicy
 from dure.policies.revocation import Revocation, effective_mode
 
@@ -33,7 +33,7 @@ def revocation_value(policy: UsagePolicy, mode: str = "exclude-future") -> Json:
 
 DOCUMENTS: list[tuple[type[CanonicalDocument], Json]] = [
     (UsagePolicy, policy_value()),
-    (JobManifest, job_value()),
+    (JobManifest, {**job_value(), "training": DEFAULT_TRAINING.model_dump(mode="json")}),
     (Revocation, revocation_value(example_policy())),
 ]
 

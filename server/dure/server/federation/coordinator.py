@@ -8,14 +8,16 @@ tests (and operators) can act between rounds, e.g. register a revocation.
 Start:
 
 1. verify the job with the pinned operator keys, check this coordinator can run
-   it as signed, ledger ``job_signed`` (once per job digest);
+   it as signed (and that no deprecated run setting contradicts its ``training``),
+   ledger ``job_signed`` (once per job digest);
 2. **admission before sampling**: evaluate every registered site, ledger each
    ``site_admitted`` / ``site_refused`` with its reasons, sign a checkpoint; stop
    with :class:`FederationError` if the admitted sites cannot meet the minimum;
 3. bind the admitted sites to Flower nodes (:mod:`~dure.server.federation.binding`);
 4. ask them for feature statistics, merge them (consortium normalisation and
    task vocabulary), build and register the initial model;
-5. under DP, set up per-site accounting within each site's ε limit.
+5. under DP, set up per-site accounting within each site's ε limit; with a server
+   optimiser, build its Flower strategy once (it keeps its state across rounds).
 
 Finish: deliver the receipts still owed (``query.receipts``), sign a checkpoint.
 """
@@ -40,7 +42,7 @@ from dure.policies.keys import VerifyKey
 from dure.policies.policy import UsagePolicy
 from dure.policies.signed import Opened
 from dure.server.federation.admission import admission_entries, admit
-from dure.server.federation.aggregation import check_job_supported
+from dure.server.federation.aggregation import build_strategy, check_job_supported, stateful
 from dure.server.federation.binding import NodeDirectory, bind_nodes
 from dure.server.federation.errors import FederationError
 from dure.server.federation.exchange import exchange, quicken_reply_pulls
@@ -54,7 +56,14 @@ from dure.server.federation.resume import (
     unrecorded,
 )
 from dure.server.federation.rounds import play_round
-from dure.server.federation.run import RoundReport, RunReport, RunSettings, RunState, Services
+from dure.server.federation.run import (
+    RoundReport,
+    RunReport,
+    RunSettings,
+    RunState,
+    Services,
+    check_settings,
+)
 from dure.server.federation.statistics import ConsortiumStats, merge_moments, parse_moments
 from dure.server.federation.validation import settle_contributors
 from dure.server.federation.wire import RECEIPTS, STATS, config_message
@@ -106,6 +115,7 @@ class Coordinator:
         quicken_reply_pulls()
         job = open_job(envelope, self.operator_keys)
         check_job_supported(job.document)
+        check_settings(self.settings, job.document)
         spent = self._record_job(job)
         outbox = ReceiptOutbox(self.services.ledger)
         before = ledger_entries(self.services.ledger)  # a restart: see federation.resume
@@ -132,6 +142,8 @@ class Coordinator:
             job, envelope.to_json(), admitted, nodes, stats, model, record.digest, outbox, spent
         )
         state.initial_model = record.digest
+        if stateful(job.document):
+            state.optimiser = build_strategy(job.document)
         resume_state(self.services, state, resumption(before, job.document.job_id, closed))
         if job.document.dp is not None:
             policies = {urn: _policy_of(site) for urn, site in admitted.items()}

@@ -22,12 +22,14 @@ key                        value
                            policy, initialised once the consortium's shapes are
                            known (seeded by ``dure-seed``, default 0)
 ``dure-consortium``        the consortium URN
-``dure-local-steps``,      optional: local steps, learning rate, seconds to wait for
-``dure-lr``,               a round's replies, seconds to wait for the admitted
-``dure-round-timeout``,    sites' nodes to connect, seconds to wait for the answers
-``dure-connect-wait``,     to a query (identity, statistics, receipts)
-``dure-query-timeout``
+``dure-round-timeout``,    optional: seconds to wait for a round's replies, for the
+``dure-connect-wait``,     admitted sites' nodes to connect, for the answers to a
+``dure-query-timeout``     query (identity, statistics, receipts)
 =========================  ===========================================================
+
+Local training (steps, batch size, learning rate and schedule, personalisation)
+is signed in the job's ``training`` section; the former ``dure-local-steps`` and
+``dure-lr`` keys are refused with that fix.
 
 A folder registry is rebuilt in memory at each run; registrations the ledger
 does not hold yet are ledgered then (``site_registered``, ``policy_registered``,
@@ -79,6 +81,7 @@ _REQUIRED = (
     "dure-models",
     "dure-consortium",
 )
+_MOVED = ("dure-local-steps", "dure-lr", "dure-batch-size")
 Arrays = dict[str, npt.NDArray[Any]]
 
 
@@ -90,6 +93,13 @@ def coordinator_from_run_config(config: Mapping[str, Any]) -> tuple[Coordinator,
         missing.append("dure-initial-model or dure-hidden")
     if missing:
         raise FederationError(f"run config lacks {missing}")
+    moved = sorted(key for key in _MOVED if key in text)
+    if moved:
+        raise FederationError(
+            f"run config keys {moved} are no longer read: local training is signed in the job",
+            hint="Set local_steps, batch_size, lr and schedule in the job's training section "
+            "('dure job template'), sign it again, and drop these keys.",
+        )
     store = SqlLedgerStore.from_url(text["dure-ledger"])
     ledger = Ledger(store, SigningKey.load(Path(text["dure-ledger-key"])), text["dure-ledger-name"])
     services = Services(
@@ -99,8 +109,6 @@ def coordinator_from_run_config(config: Mapping[str, Any]) -> tuple[Coordinator,
     )
     settings = RunSettings(
         consortium=text["dure-consortium"],
-        local_steps=int(text.get("dure-local-steps", "50")),
-        lr=float(text.get("dure-lr", "0.001")),
         round_timeout=float(text.get("dure-round-timeout", "600")),
         connect_wait=float(text.get("dure-connect-wait", "30")),
         query_timeout=float(text.get("dure-query-timeout", "120")),

@@ -22,7 +22,11 @@ job's entries and:
    committed model of the job (the job's rounds count the aborted round, as
    they count any aborted round), or **ends cleanly** without playing a round
    when every round was opened already, or when the job uses differential
-   privacy (its ε accounting lives in the run that stopped; :data:`DP_STOP`).
+   privacy (its ε accounting lives in the run that stopped; :data:`DP_STOP`) or a
+   server optimiser (FedAvgM's momentum, FedAdam's/FedYogi's/FedAdagrad's moments
+   live in the memory of the run that stopped, and restarting them from zero
+   would silently change the method the sites' policies judged;
+   :data:`OPTIMISER_STOP`).
 """
 
 from __future__ import annotations
@@ -41,11 +45,13 @@ from dure.policies.entries import (
     SiteRefused,
     StatisticsShared,
 )
+from dure.policies.job import SERVER_OPTIMISERS
 from dure.server.federation.outbox import ReceiptOutbox
 from dure.server.federation.run import RunState, Services
 
 __all__ = [
     "DP_STOP",
+    "OPTIMISER_STOP",
     "RESTARTED",
     "Resumption",
     "close_interrupted",
@@ -66,6 +72,13 @@ DP_STOP = (
     "is not resumed, so no further round is played (sign a new job to continue)"
 )
 """Why a resumed DP job ends without playing a round."""
+
+OPTIMISER_STOP = (
+    "the coordinator restarted a job with a server optimiser: its momentum and moments "
+    "are not resumed, so no further round is played (sign a new job to continue, from "
+    "the last committed model)"
+)
+"""Why a resumed job with a stateful server optimiser ends without playing a round."""
 
 _FAMILIES: dict[type[LedgerEntry], str] = {
     SiteAdmitted: "admission",
@@ -147,6 +160,9 @@ def resume_state(services: Services, state: RunState, resumption: Resumption) ->
     if state.job.document.dp is not None:
         state.first_round = state.job.document.rounds + 1
         state.stopped = DP_STOP
+    elif state.job.document.aggregation.strategy in SERVER_OPTIMISERS:
+        state.first_round = state.job.document.rounds + 1
+        state.stopped = OPTIMISER_STOP
 
 
 def unrecorded(

@@ -50,7 +50,7 @@ from dure.server.federation.aggregation import aggregate, proximal_mu
 from dure.server.federation.commit import commit_round
 from dure.server.federation.errors import FederationError
 from dure.server.federation.exchange import exchange
-from dure.server.federation.run import RoundReport, RunSettings, RunState, Services, round_lr
+from dure.server.federation.run import RoundReport, RunSettings, RunState, Services
 from dure.server.federation.secagg import play_secure
 from dure.server.federation.validation import (
     ClaimContext,
@@ -167,9 +167,9 @@ def _instruction(
         "parent-model": state.model_digest,
         "task-vocab": state.stats.tasks_json(),
         "stats": state.stats.features_json(),
-        "local-steps": settings.local_steps,
-        "lr": round_lr(settings, round, job.rounds),
-        "batch-size": settings.batch_size,
+        "local-steps": job.training.local_steps,
+        "lr": job.training.round_lr(round, job.rounds),
+        "batch-size": job.training.batch_size,
         "proximal-mu": proximal_mu(job),
         "seed": settings.seed + round,
         "receipts": state.outbox.drain(site),
@@ -261,9 +261,8 @@ def _commit(
     services: Services, state: RunState, round: int, kept: list[_Accepted]
 ) -> list[LedgerEntry]:
     job, now = state.job.document, services.clock()
-    model = aggregate(
-        job, round, state.model, [a.message for a in kept], [a.reply.arrays for a in kept]
-    )
+    messages, decoded = [a.message for a in kept], [a.reply.arrays for a in kept]
+    model = aggregate(job, round, state.model, messages, decoded, state.optimiser)
     sites = tuple(a.site for a in kept)
     epsilon = state.privacy.compose(sites, len(sites)) if state.privacy is not None else None
     contributions = [(a.site, a.claim, a.claim.document.update_digest) for a in kept]

@@ -9,7 +9,6 @@ counts).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,11 +16,13 @@ from decimal import Decimal
 from typing import Any, Literal
 
 import numpy.typing as npt
+from flwr.serverapp.strategy import Strategy
 
 from dure.policies.encoding import HexDigest
 from dure.policies.job import JobManifest
 from dure.policies.signed import Opened
 from dure.server.federation.binding import NodeDirectory
+from dure.server.federation.errors import FederationError
 from dure.server.federation.models import ModelStore
 from dure.server.federation.outbox import ReceiptOutbox
 from dure.server.federation.privacy import PrivacyAccounting
@@ -36,7 +37,7 @@ __all__ = [
     "RunSettings",
     "RunState",
     "Services",
-    "round_lr",
+    "check_settings",
     "utc_now",
 ]
 
@@ -58,12 +59,14 @@ class RunSettings:
     ----------
     consortium
         The coordinator's consortium URN (``RoundContext.consortium``).
-    local_steps, lr, batch_size, seed
-        Local training sent to the factories each round (the seed is ``seed + round``).
-    lr_schedule, lr_floor
-        ``constant``, or ``cosine``: round *r* of *R* trains with
-        ``lr * (floor + (1 - floor) * (1 + cos(pi * (r - 1) / R)) / 2)``, the decay of
-        :func:`dure.client.training.local.round_learning_rate`.
+    seed
+        The factories' training seed is ``seed + round``.
+    local_steps, lr, batch_size, lr_schedule, lr_floor
+        Deprecated: the signed job's ``training`` section decides local training
+        (:class:`dure.policies.job.TrainingSpec`).  ``None`` (the default) leaves
+        it to the job; a value given must equal the job's, or
+        :func:`check_settings` refuses the run (an unsigned knob never overrides
+        what the sites' policies judged).
     round_timeout
         Seconds to wait for the train replies of a round.
     query_timeout
@@ -75,25 +78,47 @@ class RunSettings:
     """
 
     consortium: str
-    local_steps: int = 50
-    lr: float = 1e-3
-    batch_size: int = 256
+    local_steps: int | None = None
+    lr: float | None = None
+    batch_size: int | None = None
     seed: int = 0
-    lr_schedule: Literal["constant", "cosine"] = "constant"
-    lr_floor: float = 0.0
+    lr_schedule: Literal["constant", "cosine"] | None = None
+    lr_floor: float | None = None
     round_timeout: float = 600.0
     query_timeout: float = 120.0
     connect_wait: float = 30.0
     poll: float = 0.05
 
 
-def round_lr(settings: RunSettings, round: int, rounds: int) -> float:
-    """The learning rate the factories use in ``round`` of ``rounds``."""
-    if settings.lr_schedule == "constant":
-        return settings.lr
-    progress = min(max(round - 1, 0) / max(rounds, 1), 1.0)
-    floor = settings.lr_floor
-    return settings.lr * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+def check_settings(settings: RunSettings, job: JobManifest) -> None:
+    """Refuse deprecated ``settings`` training knobs that contradict the signed ``job``.
+
+    Raises
+    ------
+    FederationError
+        Naming each knob, the value given and the job's.
+    """
+    training = job.training
+    signed: dict[str, object] = {
+        "local_steps": training.local_steps,
+        "lr": float(training.lr_value),
+        "batch_size": training.batch_size,
+        "lr_schedule": training.schedule.kind,
+        "lr_floor": float(training.schedule.floor),
+    }
+    given = {name: getattr(settings, name) for name in signed}
+    differ = [
+        f"{name}={value!r} (the job says {signed[name]!r})"
+        for name, value in given.items()
+        if value is not None and value != signed[name]
+    ]
+    if differ:
+        raise FederationError(
+            f"job {job.job_id}: the coordinator's settings contradict the signed job: "
+            + ", ".join(differ),
+            hint="Local training comes from the job's training section: sign a job with "
+            "these values, or leave the coordinator's settings unset.",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +165,9 @@ class RunState:
     stopped: str | None = None
     first_round: int = 1
     """The round to play first: after a restart, the one after the last opened."""
+    optimiser: Strategy | None = None
+    """A server optimiser's Flower strategy, built once per run: it keeps the
+    momentum or moments from round to round (``aggregation.build_strategy``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -79,7 +79,8 @@ def check_secure_supported(job: JobManifest) -> None:
     if job.aggregation.strategy not in ("fedavg", "fedprox"):
         raise FederationError(
             f"job {job.job_id}: secure aggregation computes a weighted mean, so it needs "
-            f"fedavg or fedprox, not {job.aggregation.strategy}",
+            f"fedavg or fedprox, not {job.aggregation.strategy} (SecAgg+ only runs Flower's "
+            "legacy FedAvg path: no server optimiser or robust aggregator can follow it)",
             hint="Sign the job with strategy fedavg or fedprox, or without aggregation.secure.",
         )
     if job.dp is not None:
