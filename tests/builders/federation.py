@@ -59,6 +59,7 @@ from dure.server.ledger.service import Ledger
 __all__ = [
     "CONSORTIUM",
     "NOW",
+    "QUICK_TRAINING",
     "Consortium",
     "Site",
     "build_consortium",
@@ -76,6 +77,12 @@ __all__ = [
 
 NOW = EXAMPLE_NOW
 CONSORTIUM = "urn:dure:consortium:robotics-coop"
+QUICK_TRAINING: dict[str, JsonValue] = {
+    "local_steps": 5,
+    "lr": "0.05",
+    "schedule": {"kind": "constant", "rounds": None, "floor": "0"},
+}
+"""The builder's jobs train briefly at a constant rate (signed in the job's ``training``)."""
 Arrays = dict[str, npt.NDArray[Any]]
 
 
@@ -196,12 +203,13 @@ class Consortium:
         return self.clock[0]
 
     def job(self, key: SigningKey | None = None, **changes: Any) -> Envelope:
-        """The example job (3 rounds, no DP), with top-level ``changes``, signed.
+        """The example job (3 rounds, no DP, :data:`QUICK_TRAINING`), with ``changes``, signed.
 
         ``dp`` may be a dict of changes to the example's DP parameters.
         """
         dp = changes.pop("dp", None)
         value = example_job_value(dp=dp is not None, rounds=3)
+        value["training"] = dict(QUICK_TRAINING)
         if isinstance(dp, dict):
             value["dp"] = {**value["dp"], **dp}  # type: ignore[dict-item]
         value.update(changes)
@@ -212,7 +220,7 @@ class Consortium:
     ) -> Coordinator:
         """A coordinator over this consortium's services (short timeouts)."""
         options: dict[str, Any] = {"connect_wait": 0.0, "round_timeout": 5.0, "poll": 0.0}
-        options.update({"local_steps": 5, "lr": 0.05, **settings})
+        options.update(settings)
         run = RunSettings(consortium=CONSORTIUM, **options)
         services = Services(self.registry, self.ledger, self.models, self.now)
         return Coordinator(

@@ -17,8 +17,13 @@ Writes (private keys 0600; refuses an existing ``DIR``)::
     DIR/sites/S/identity.json, policy.json, home/
 
 The starter policy is the example policy for this consortium (every site a
-member, at most ``min(3, sites)`` contributors required, no DP); a site edits and
+member, at most ``min(3, sites)`` contributors required, no DP, the server
+optimisers FedAvgM, FedAdam, FedYogi and FedAdagrad accepted beside the example's
+strategies: they see the same mean update FedAvg does); a site edits and
 re-signs it (``dure policy sign``) and gives the coordinator the new one.
+``[run]`` holds the plumbing and the model's hidden widths
+(:data:`dure.policies.job.DEFAULT_HIDDEN`); local training is signed in each
+job (``dure job template`` shows :data:`dure.policies.job.DEFAULT_TRAINING`).
 Config keys: ``docs/deployment-commands.md``.
 """
 
@@ -38,6 +43,7 @@ from dure.cli.output import make_console
 __all__ = ["init_consortium", "register"]
 
 console = make_console()
+_SERVER_OPTIMISERS = ("fedavgm", "fedadam", "fedyogi", "fedadagrad")
 
 
 def register(app: typer.Typer) -> None:
@@ -179,6 +185,8 @@ def _starter_policy(site: str, members: list[str], consortium: str) -> dict[str,
     for constraint in value["permission"][0]["constraint"]:
         if constraint["leftOperand"] == "dure:minContributors":
             constraint["rightOperand"] = min(3, len(members))
+        if constraint["leftOperand"] == "dure:aggregation":  # server optimisers see no more
+            constraint["rightOperand"] = [*constraint["rightOperand"], *_SERVER_OPTIMISERS]
     return value  # type: ignore[no-any-return]
 
 

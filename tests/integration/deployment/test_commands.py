@@ -177,3 +177,89 @@ def test_a_bad_supernode_setting_names_its_key(consortium: Path, line: str, key:
 
 def _option(argv: list[str], name: str) -> str:
     return argv[argv.index(name) + 1]
+
+
+def test_init_the_template_and_the_docs_show_the_one_set_of_defaults(consortium: Path) -> None:
+    import json
+
+    from dure.policies.job import DEFAULT_HIDDEN, DEFAULT_TRAINING
+
+    cfg = load_coordinator_config(consortium / "coordinator" / "coordinator.toml")
+    assert tuple(cfg.run.hidden) == DEFAULT_HIDDEN
+    result = CliRunner().invoke(app, ["job", "template"])
+    assert result.exit_code == 0, result.output
+    template = json.loads(result.output)
+    assert template["training"] == DEFAULT_TRAINING.model_dump(mode="json")
+    docs = (Path(__file__).parents[3] / "docs" / "deployment-commands.md").read_text()
+    for value in (
+        f'"local_steps": {DEFAULT_TRAINING.local_steps}',
+        f'"batch_size": {DEFAULT_TRAINING.batch_size}',
+        f'"lr": "{DEFAULT_TRAINING.lr}"',
+        f'"kind": "{DEFAULT_TRAINING.schedule.kind}"',
+        f"hidden = {list(DEFAULT_HIDDEN)}",
+    ):
+        assert value in docs, value
+
+
+@pytest.mark.parametrize("key", ["local_steps = 10", "lr = 0.001", "batch_size = 64"])
+def test_training_keys_in_run_are_refused_with_where_they_moved(consortium: Path, key: str) -> None:
+    path = consortium / "coordinator" / "coordinator.toml"
+    path.write_text(path.read_text() + key + "\n")
+    with pytest.raises(DeploymentConfigError, match="set in the signed job now") as caught:
+        load_coordinator_config(path)
+    assert "training section" in caught.value.message
+
+
+def _sign_job(consortium: Path, tmp: Path, **changes: object) -> tuple[Path, Path]:
+    import json
+
+    template = json.loads(CliRunner().invoke(app, ["job", "template"]).output)
+    template.update(changes)
+    draft = tmp / "draft.json"
+    draft.write_text(json.dumps(template))
+    return draft, tmp / "job.json"
+
+
+@pytest.mark.parametrize(
+    "changes,message",
+    [
+        ({"training": {"schedule": {"kind": "cosine", "rounds": 99}}}, "longer than the job's"),
+        (
+            {"aggregation": {"strategy": "fedadam", "secure": True, "norm_bound": "5"}},
+            "secure aggregation computes a weighted mean",
+        ),
+        ({"aggregation": {"strategy": "fedavgm", "secure": False, "norm_bound": "5"}}, "DP needs"),
+        ({"training": {"personalise": {"method": "finetune"}}}, "finetune with 0 steps"),
+    ],
+)
+def test_job_sign_refuses_settings_that_cannot_be_met(
+    consortium: Path, tmp_path: Path, changes: dict[str, object], message: str
+) -> None:
+    draft, out = _sign_job(consortium, tmp_path, **changes)
+    key = consortium / "operator" / "operator.pem"
+    result = CliRunner().invoke(
+        app, ["job", "sign", str(draft), "--key", str(key), "--out", str(out)]
+    )
+    assert result.exit_code != 0 and message in result.output, result.output
+    assert "hint:" in result.output and not out.exists()
+
+
+def test_run_job_refuses_an_unrunnable_signed_job_before_starting_anything(
+    consortium: Path, tmp_path: Path
+) -> None:
+    from dure.cli.deployment_coordinator import check_signed_job
+    from dure.policies.examples import example_job_value
+    from dure.policies.job import JobManifest
+    from dure.policies.keys import SigningKey
+    from dure.policies.signed import sign_document
+    from dure.server.federation.errors import FederationError
+
+    value = example_job_value(dp=False)
+    value["aggregation"] = {"strategy": "bulyan", "secure": False, "norm_bound": "5", "params": {}}
+    operator = SigningKey.load(consortium / "operator" / "operator.pem")
+    envelope = sign_document("job", JobManifest.from_value(value), operator)
+    cfg = load_coordinator_config(consortium / "coordinator" / "coordinator.toml")
+    with pytest.raises(FederationError, match="'bulyan' is not supported"):
+        check_signed_job(cfg, envelope.to_json())
+    value["aggregation"]["strategy"] = "fedavgm"
+    check_signed_job(cfg, sign_document("job", JobManifest.from_value(value), operator).to_json())

@@ -395,8 +395,11 @@ def test_the_default_trainer_trains_the_learning_policy(tmp_path: Path) -> None:
         return {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
 
     consortium = build_consortium(tmp_path, SITES[:3])
-    coordinator = consortium.coordinator(initial_model=initial, lr_schedule="cosine")
-    report = coordinator.run(consortium.grid(train_policy), consortium.job(rounds=2))
+    coordinator = consortium.coordinator(initial_model=initial)
+    training = {"local_steps": 5, "lr": "0.05", "schedule": {"kind": "cosine"}}
+    report = coordinator.run(
+        consortium.grid(train_policy), consortium.job(rounds=2, training=training)
+    )
     assert [r.status for r in report.rounds] == ["committed", "committed"]
     assert report.final_model is not None and report.initial_model is not None
     final = consortium.models.get(report.final_model)
@@ -408,14 +411,15 @@ def test_the_default_trainer_trains_the_learning_policy(tmp_path: Path) -> None:
 
 def test_the_cosine_schedule_is_the_learning_modules() -> None:
     from dure.client.training.local import round_learning_rate
-    from dure.server.federation.run import RunSettings, round_lr
+    from dure.policies.job import TrainingSpec
 
-    settings = RunSettings(
-        consortium="urn:dure:consortium:x", lr=0.01, lr_schedule="cosine", lr_floor=0.1
+    cosine = TrainingSpec.model_validate(
+        {"lr": "0.01", "schedule": {"kind": "cosine", "floor": "0.1"}}
     )
     for r in range(1, 6):
-        assert round_lr(settings, r, 5) == round_learning_rate(0.01, r, 5, floor=0.1)
-    assert round_lr(RunSettings(consortium="urn:dure:consortium:x", lr=0.01), 3, 5) == 0.01
+        assert cosine.round_lr(r, 5) == round_learning_rate(0.01, r, 5, floor=0.1)
+    constant = TrainingSpec.model_validate({"lr": "0.01", "schedule": {"kind": "constant"}})
+    assert constant.round_lr(3, 5) == 0.01
 
 
 def test_a_site_requiring_more_contributors_than_the_job_is_never_sampled(tmp_path: Path) -> None:

@@ -252,3 +252,58 @@ def test_every_supported_strategy_builds() -> None:
     for name in STRATEGIES:
         params: dict[str, Any] = {"multi-krum": {"num_nodes_to_select": 2}}.get(name, {})
         assert build_strategy(_job(name, params)) is not None
+
+
+def _two_rounds(job: JobManifest, optimiser: Any) -> list[dict[str, np.ndarray]]:
+    """Two rounds from REF: round 1's updates at 1 and 3, round 2's at (model + 1)."""
+    model = {k: v.copy() for k, v in REF.items()}
+    models = []
+    for round, shift in ((1, (1.0, 3.0)), (2, (1.0, 1.0))):
+        updates = [({k: v + s for k, v in model.items()}, 10) for s in shift]
+        messages = [update_message(t, n) for t, n in updates]
+        model = aggregate_replies(job, round, model, messages, None, optimiser)
+        models.append(model)
+    return models
+
+
+def test_fedavgm_momentum_carries_round_1_into_round_2() -> None:
+    momentum, lr = 0.9, 1.0
+    job = _job("fedavgm", {"server_momentum": "0.9", "server_learning_rate": "1"})
+    first, second = _two_rounds(job, build_strategy(job))
+    # Round 1: pseudo-gradient g1 = x0 - mean = -2; v1 = g1; x1 = x0 - lr * v1 = 2 (FedAvg's).
+    np.testing.assert_allclose(first["w"], 2.0)
+    # Round 2: g2 = -1; v2 = 0.9 * v1 + g2 = -2.8; x2 = x1 - lr * v2 = 4.8 (FedAvg: 3).
+    v2 = momentum * -2.0 + -1.0
+    np.testing.assert_allclose(second["w"], 2.0 - lr * v2, rtol=1e-6)
+    plain = _two_rounds(_job("fedavg"), None)[1]
+    np.testing.assert_allclose(plain["w"], 3.0)
+
+
+def test_fedadam_moments_persist_across_rounds() -> None:
+    job = _job("fedadam", {"eta": "0.1", "beta_1": "0.9", "beta_2": "0.99", "tau": "0.001"})
+    strategy = build_strategy(job)
+    first, second = _two_rounds(job, strategy)
+    # By hand, Flower's FedAdam (bias correction at server_round + 1).
+    b1, b2, eta, tau = 0.9, 0.99, 0.1, 0.001
+    m = v = 0.0
+    x = 0.0
+    for round, delta_of in ((1, lambda x: 2.0), (2, lambda x: 1.0)):
+        delta = delta_of(x)
+        m = b1 * m + (1 - b1) * delta
+        v = b2 * v + (1 - b2) * delta**2
+        eta_t = eta * math.sqrt(1 - b2 ** (round + 1)) / (1 - b1 ** (round + 1))
+        x = x + eta_t * m / (math.sqrt(v) + tau)
+        expected = first if round == 1 else second
+        np.testing.assert_allclose(expected["w"], x, rtol=1e-5)
+    # A strategy rebuilt for round 2 (the moments lost) lands elsewhere.
+    fresh = {k: np.full_like(v, first["w"].flat[0]) for k, v in REF.items()}
+    replies = [update_message({k: v + 1.0 for k, v in fresh.items()}, 10)] * 2
+    reset = aggregate_replies(job, 2, fresh, replies, None, build_strategy(job))
+    assert not np.allclose(reset["w"], second["w"])
+
+
+def test_a_server_optimiser_without_its_run_strategy_is_refused() -> None:
+    job = _job("fedyogi")
+    with pytest.raises(FederationError, match="keeps state across rounds") as caught:
+        aggregate(job, 1, REF, _updates(np.random.default_rng(0), 2))
+    assert "build_strategy" in caught.value.hint
