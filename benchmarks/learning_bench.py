@@ -352,7 +352,7 @@ def main() -> dict[str, float]:
         console.print(table)
         out = Path("bench-results")
         out.mkdir(exist_ok=True)
-        (out / "learning-tables.md").write_text("\n".join(tables), encoding="utf-8")
+        (out / f"learning-table-{split}.md").write_text(f"{tables[0]}\n{table}", encoding="utf-8")
         raw = [r.__dict__ for r in results]
         (out / f"learning-split-{split}.json").write_text(
             json.dumps({"settings": str(cfg), "seeds": list(seeds), "results": raw}, indent=1),
