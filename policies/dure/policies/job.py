@@ -413,4 +413,3 @@ class JobManifest(CanonicalDocument):
     def required_actions(self) -> tuple[str, ...]:
         """The actions the job needs: use, derive, and distribute if it has recipients."""
         return ("use", "derive", "distribute") if self.recipients else ("use", "derive")
-

@@ -261,5 +261,5 @@ def test_run_job_refuses_an_unrunnable_signed_job_before_starting_anything(
     cfg = load_coordinator_config(consortium / "coordinator" / "coordinator.toml")
     with pytest.raises(FederationError, match="'bulyan' is not supported"):
         check_signed_job(cfg, envelope.to_json())
-    value["aggregation"]["strategy"] = "fedavgm"
+    value["aggregation"] = {"strategy": "fedavgm", "secure": False, "norm_bound": "5"}
     check_signed_job(cfg, sign_document("job", JobManifest.from_value(value), operator).to_json())

@@ -287,8 +287,7 @@ def test_fedadam_moments_persist_across_rounds() -> None:
     b1, b2, eta, tau = 0.9, 0.99, 0.1, 0.001
     m = v = 0.0
     x = 0.0
-    for round, delta_of in ((1, lambda x: 2.0), (2, lambda x: 1.0)):
-        delta = delta_of(x)
+    for round, delta in ((1, 2.0), (2, 1.0)):
         m = b1 * m + (1 - b1) * delta
         v = b2 * v + (1 - b2) * delta**2
         eta_t = eta * math.sqrt(1 - b2 ** (round + 1)) / (1 - b1 ** (round + 1))
