@@ -36,14 +36,13 @@ def _run_config(tmp_path: Path) -> dict[str, str]:
         "dure-models": str(tmp_path / "models"),
         "dure-initial-model": str(tmp_path / "initial.npz"),
         "dure-consortium": "urn:dure:consortium:robotics-coop",
-        "dure-local-steps": "7",
     }
 
 
 def test_the_run_config_builds_a_coordinator_and_ledgers_registrations_once(tmp_path: Path) -> None:
     config = _run_config(tmp_path)
     coordinator, job = coordinator_from_run_config(config)
-    assert coordinator.settings.local_steps == 7
+    assert coordinator.settings.local_steps is None  # the signed job's training decides
     assert [s.name for s in coordinator.services.registry.sites()] == ["factory-a", "factory-b"]
     kinds = [e.kind for e in ledger_entries(coordinator.services.ledger)]
     assert kinds == ["site_registered", "site_registered", "policy_registered", "policy_registered"]
@@ -51,6 +50,13 @@ def test_the_run_config_builds_a_coordinator_and_ledgers_registrations_once(tmp_
     assert coordinator.services.ledger.store.size() == 4
     assert job.payload_type == "application/vnd.dure.job+json"
     assert list(coordinator.initial_model(None)) == ["w"]  # type: ignore[arg-type]
+
+
+def test_training_keys_in_the_run_config_are_refused(tmp_path: Path) -> None:
+    config = {**_run_config(tmp_path), "dure-lr": "0.5"}
+    with pytest.raises(FederationError, match="no longer read") as caught:
+        coordinator_from_run_config(config)
+    assert "training section" in caught.value.hint
 
 
 def test_a_run_config_missing_keys_is_refused(tmp_path: Path) -> None:

@@ -119,7 +119,7 @@ class ExecutorCluster:
 @pytest.fixture(scope="module")
 def executors(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExecutorCluster]:
     root = tmp_path_factory.mktemp("executor")
-    run = {"local_steps": "2", "round_timeout": "20.0", "hidden": "[8]", "connect_wait": "10.0"}
+    run = {"round_timeout": "20.0", "hidden": "[8]", "connect_wait": "10.0"}
     run["query_timeout"] = "15.0"  # a dead worker's site answers no receipts query
     layout = make_consortium(root / "consortium", SITES, "sqlite:///state/coordinator.db", {}, run)
     config = load_coordinator_config(layout.coordinator_toml)
