@@ -92,6 +92,12 @@ _FACTORY = SuperNodeConfig.model_fields  # factory.toml's defaults
 IDLE_POLL = os.environ.get("DURE_BENCH_IDLE_POLL", str(_FACTORY["idle_poll"].default))
 REPLY_POLL = os.environ.get("DURE_BENCH_REPLY_POLL", str(_FACTORY["reply_poll"].default))
 LOCAL_STEPS, ROWS = 10, 64
+TRAINING = {
+    "local_steps": LOCAL_STEPS,
+    "lr": "0.001",
+    "schedule": {"kind": "constant", "rounds": None, "floor": "0"},
+}
+"""Signed in the job's ``training``: the steps above at a constant 1e-3."""
 FLOOR_S = 3.0
 
 
@@ -170,7 +176,9 @@ def run_dure(
     ledger_key = SigningKey.generate()
     ledger_key.save(root / "ledger.pem")
     aggregation = {"strategy": "fedavg", "secure": False, "norm_bound": "1000.0", "params": {}}
-    job = consortium.job(rounds=ROUNDS, min_contributors=2, aggregation=aggregation)
+    job = consortium.job(
+        rounds=ROUNDS, min_contributors=2, aggregation=aggregation, training=TRAINING
+    )
     (root / "job.json").write_bytes(job.to_json())
     np.savez(root / "initial.npz", unused=np.zeros(1, np.float32))
     sites = list(consortium.sites.values())
@@ -187,7 +195,7 @@ def run_dure(
         "dure-ledger-key": str(root / "ledger.pem"), "dure-ledger-name": "dure.bench/ledger",
         "dure-models": str(root / "models"), "dure-initial-model": str(root / "initial.npz"),
         "dure-consortium": "urn:dure:consortium:robotics-coop",
-        "dure-local-steps": str(LOCAL_STEPS), "dure-lr": "0.001", "bench-out": str(out),
+        "bench-out": str(out),
         "dure-round-timeout": "120",
     }  # fmt: skip
 

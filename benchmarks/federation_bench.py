@@ -69,6 +69,12 @@ ROUNDS = int(os.environ.get("DURE_BENCH_FED_ROUNDS", "10"))
 EPISODES = int(os.environ.get("DURE_BENCH_FED_EPISODES", "50"))
 FRAMES = int(os.environ.get("DURE_BENCH_FED_FRAMES", "150"))
 LOCAL_STEPS = 50
+TRAINING = {
+    "local_steps": LOCAL_STEPS,
+    "lr": "0.001",
+    "schedule": {"kind": "constant", "rounds": None, "floor": "0"},
+}
+"""Signed in the job's ``training``: the steps above at a constant 1e-3."""
 
 
 def _initial(stats: ConsortiumStats) -> Arrays:
@@ -82,9 +88,7 @@ def _consortium(root: Path) -> Consortium:
 
 
 def _coordinator(consortium: Consortium, **options: Any) -> Coordinator:
-    return consortium.coordinator(
-        initial_model=_initial, local_steps=LOCAL_STEPS, lr=1e-3, round_timeout=600.0, **options
-    )
+    return consortium.coordinator(initial_model=_initial, round_timeout=600.0, **options)
 
 
 def in_process(root: Path) -> dict[str, float]:
@@ -102,7 +106,7 @@ def in_process(root: Path) -> dict[str, float]:
     )
     coordinator = _coordinator(consortium, poll=0.01)
     started = time.perf_counter()
-    state = coordinator.start(dure_grid, consortium.job(rounds=ROUNDS))
+    state = coordinator.start(dure_grid, consortium.job(rounds=ROUNDS, training=TRAINING))
     setup = time.perf_counter() - started
     config, model = plain_config(state, coordinator), dict(state.model)
     gc.collect()
@@ -230,7 +234,7 @@ def simulation(root: Path) -> dict[str, float]:
     server_cpu: dict[str, list[float]] = {"dure": [], "plain": []}
 
     def main(grid: Grid, context: Context) -> None:
-        state = coordinator.start(grid, consortium.job(rounds=ROUNDS))
+        state = coordinator.start(grid, consortium.job(rounds=ROUNDS, training=TRAINING))
         config, model = plain_config(state, coordinator), dict(state.model)
         for number in range(1, ROUNDS + 1):
             runs = [

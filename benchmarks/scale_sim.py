@@ -58,6 +58,12 @@ ROUNDS = int(os.environ.get("DURE_BENCH_SCALE_ROUNDS", "4"))
 EPISODES = int(os.environ.get("DURE_BENCH_SCALE_EPISODES", "4"))
 FRAMES = int(os.environ.get("DURE_BENCH_SCALE_FRAMES", "40"))
 LOCAL_STEPS = int(os.environ.get("DURE_BENCH_SCALE_STEPS", "10"))
+TRAINING = {
+    "local_steps": LOCAL_STEPS,
+    "lr": "0.001",
+    "schedule": {"kind": "constant", "rounds": None, "floor": "0"},
+}
+"""Signed in the job's ``training``: the steps above at a constant 1e-3."""
 
 
 def build_factories(root: Path, n: int, ledger: Ledger) -> Consortium:
@@ -161,8 +167,6 @@ def _run(n: int, work: Path, out: Path, store: SqlLedgerStore) -> None:
     configs = [node_config(consortium, site) for site in consortium.sites.values()]
     coordinator = consortium.coordinator(
         initial_model=_initial,
-        local_steps=LOCAL_STEPS,
-        lr=1e-3,
         poll=0.02,
         connect_wait=300.0,
         round_timeout=1800.0,
@@ -184,7 +188,7 @@ def _run(n: int, work: Path, out: Path, store: SqlLedgerStore) -> None:
 
     def server_main(grid: Grid, context: Context) -> None:
         marks["main"] = time.time()
-        state = coordinator.start(grid, consortium.job(rounds=ROUNDS))
+        state = coordinator.start(grid, consortium.job(rounds=ROUNDS, training=TRAINING))
         marks["rounds_start"] = time.time()
         setattr(rounds, "exchange", timed_exchange)  # noqa: B010
         for number in range(1, ROUNDS + 1):

@@ -24,12 +24,14 @@ Shape (every field required unless a default is shown)::
                   "schedule": {"kind": "constant" | "cosine", "rounds": <int> | null,
                                "floor": "<decimal>"},
                   "personalise": {"method": "none" | "finetune", "steps": <int>,
-                                  "lr": "<decimal>"}} = DEFAULT_TRAINING}
+                                  "lr": "<decimal>"}}  (absent: LEGACY_TRAINING)}
 
 ``training`` is what the factories do with their data each round (signed, so a
 site's policy judges the job as it will run); its defaults,
 :data:`DEFAULT_TRAINING`, are the one place the recommended settings live
-(``dure consortium init``, ``dure job template`` and the docs read them).
+(``dure consortium init``, ``dure job template`` and the docs read them).  A
+manifest without ``training`` (one signed before the field existed) keeps its
+bytes and id and trains with :data:`LEGACY_TRAINING`.
 ``aggregation.params`` is a closed world per strategy (:data:`STRATEGY_PARAMS`).
 
 Settings that cannot be met are refused when the manifest is parsed (so at
@@ -59,6 +61,7 @@ from pydantic import (
     model_validator,
 )
 
+from dure.policies.canonical import JsonValue
 from dure.policies.document import CanonicalDocument
 from dure.policies.literals import (
     ConsortiumUrn,
@@ -76,6 +79,7 @@ from dure.policies.policy import Constraint
 __all__ = [
     "DEFAULT_HIDDEN",
     "DEFAULT_TRAINING",
+    "LEGACY_TRAINING",
     "MEAN_STRATEGIES",
     "SERVER_OPTIMISERS",
     "STRATEGY_PARAMS",
@@ -359,7 +363,21 @@ class TrainingSpec(_Part):
 
 DEFAULT_TRAINING: Final = TrainingSpec()
 """The recommended training settings: the one place ``consortium init``, ``job
-template``, the docs and a manifest without ``training`` take them from."""
+template`` and the docs take them from."""
+
+LEGACY_TRAINING: Final = TrainingSpec(
+    local_steps=50,
+    batch_size=256,
+    lr="0.003",
+    schedule=ScheduleSpec(kind="cosine", rounds=None, floor="0"),
+    personalise=PersonaliseSpec(method="none", steps=0, lr="0.0003"),
+)
+"""What a manifest without ``training`` means, fixed for good.
+
+Manifests signed before ``training`` joined the manifest keep their bytes and
+their id: the field is left out of the canonical form of a manifest that did not
+set it (see :meth:`JobManifest.to_json_value`), and such a manifest trains with
+these settings whatever :data:`DEFAULT_TRAINING` becomes."""
 
 DEFAULT_HIDDEN: Final = (256, 256)
 """The hidden widths of the behaviour-cloning policy ``[run] hidden`` defaults to."""
@@ -390,7 +408,7 @@ class JobManifest(CanonicalDocument):
     issued: Timestamp
     expires: Timestamp
     duties_accepted: tuple[StrictStr, ...] = ()
-    training: TrainingSpec = Field(default_factory=TrainingSpec)
+    training: TrainingSpec = Field(default_factory=lambda: LEGACY_TRAINING)
 
     @model_validator(mode="after")
     def _consistent(self) -> JobManifest:
@@ -408,6 +426,18 @@ class JobManifest(CanonicalDocument):
                 "or raise rounds"
             )
         return self
+
+    def to_json_value(self) -> dict[str, JsonValue]:
+        """Return the manifest as JSON values; ``training`` only if the manifest set it.
+
+        A manifest signed before ``training`` existed has no such field: leaving it
+        out keeps that manifest's canonical bytes (and so its signature and id) as
+        signed.  It then trains with :data:`LEGACY_TRAINING`.
+        """
+        value = super().to_json_value()
+        if "training" not in self.model_fields_set:
+            del value["training"]
+        return value
 
     @property
     def required_actions(self) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ import base64
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tests.builders.api import World, build_world, supernode_line
@@ -49,6 +50,25 @@ def test_an_expired_job_is_refused_and_nothing_is_ledgered(world: World) -> None
     assert world.services.ledger.store.size() == size
     assert world.call(world.operator, "GET", "/v1/jobs").json() == []
     assert world.call(world.operator, "POST", "/v1/jobs", world.job()).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("aggregation", "secure", "says"),
+    [("fedadam", True, "secure"), ("bulyan", False, "bulyan")],
+    ids=["optimiser-with-secagg", "unsupported-strategy"],
+)
+def test_a_job_this_coordinator_cannot_run_is_refused_and_nothing_is_ledgered(
+    world: World, aggregation: str, secure: bool, says: str
+) -> None:
+    value: Any = example_job_value(dp=False, rounds=5)
+    value["aggregation"].update(strategy=aggregation, secure=secure)
+    job = sign_document("job", JobManifest.from_value(value), world.operator)
+    size = world.services.ledger.store.size()
+    response = world.call(world.operator, "POST", "/v1/jobs", job)
+    assert _problem(response) == (409, "server.federation")
+    assert says in response.json()["detail"].lower()
+    assert world.services.ledger.store.size() == size
+    assert world.call(world.operator, "GET", "/v1/jobs").json() == []
 
 
 @pytest.mark.parametrize(

@@ -33,7 +33,7 @@ from dure.client.store.store import EpisodeStore
 from dure.policies.canonical import JsonValue
 from dure.policies.entries import LedgerEntry
 from dure.policies.examples import example_job_value, example_policy_value
-from dure.policies.job import JobManifest
+from dure.policies.job import DEFAULT_TRAINING, JobManifest
 from dure.policies.keys import SigningKey
 from dure.policies.policy import UsagePolicy
 from dure.policies.signed import sign_document
@@ -158,8 +158,12 @@ def _resign(layout: Layout, site: str, value: dict[str, JsonValue]) -> None:
     (layout.root / "coordinator" / "registry" / "policies" / f"{site}.json").write_bytes(signed)
 
 
-def sign_job(layout: Layout, rounds: int, job_id: str) -> Path:
-    """Sign a job for every site (no DP, two contributors) with the operator's key."""
+def sign_job(layout: Layout, rounds: int, job_id: str, local_steps: int = 3) -> Path:
+    """Sign a job for every site (no DP, two contributors) with the operator's key.
+
+    Its ``training`` is the recommended one with ``local_steps`` steps a round (few,
+    so rounds are quick: these tests are about processes, not learning).
+    """
     value: Any = example_job_value(
         members=list(layout.sites),
         rounds=rounds,
@@ -167,6 +171,7 @@ def sign_job(layout: Layout, rounds: int, job_id: str) -> Path:
         dp=False,
     )
     value.update(job_id=job_id, min_contributors=2)
+    value["training"] = {**DEFAULT_TRAINING.model_dump(mode="json"), "local_steps": local_steps}
     value["aggregation"]["norm_bound"] = "1000.0"
     operator = SigningKey.load(layout.root / "operator" / "operator.pem")
     path = layout.root / f"{job_id}.json"

@@ -107,9 +107,9 @@ def _kill_serverapp(cluster: PlainCluster) -> str:
 @pytest.fixture(scope="module")
 def restart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Restart]:
     root = tmp_path_factory.mktemp("restart")
-    run = {"local_steps": "2", "round_timeout": "300.0", "hidden": "[8]"}
+    run = {"round_timeout": "300.0", "hidden": "[8]"}
     with plain_cluster(root, SITES, run) as cluster:
-        job = sign_job(cluster.layout, rounds=3, job_id=JOB)
+        job = sign_job(cluster.layout, rounds=3, job_id=JOB, local_steps=2)
         cluster.processes.start("flwr-run-1", cluster.flwr_run(cluster.app(job)), cluster.env)
         first = cluster.processes.children["flwr-run-1"]
         _round_open(cluster, first, timeout=480)

@@ -92,7 +92,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             SITES,
             database,
             {"factory-c": with_prohibited_purpose},
-            {"local_steps": "3", "round_timeout": "180.0", "hidden": "[8]"},
+            {"round_timeout": "180.0", "hidden": "[8]"},
         )
         _impostor(layout, "factory-d")
         processes = Processes(root / "logs")

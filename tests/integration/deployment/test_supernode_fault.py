@@ -89,7 +89,7 @@ def _story(entries: list[LedgerEntry]) -> list[tuple[Any, ...]]:
 
 
 def test_a_factory_killed_mid_round_rejoins_later(tmp_path: Path) -> None:
-    run = {"local_steps": "3", "round_timeout": "180.0", "hidden": "[8]"}
+    run = {"round_timeout": "180.0", "hidden": "[8]"}
     with throwaway_database() as database:
         layout = make_consortium(tmp_path / "consortium", SITES, database, {}, run)
         processes = Processes(tmp_path / "logs")

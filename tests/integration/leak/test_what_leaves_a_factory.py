@@ -88,12 +88,12 @@ class Capture:
 def capture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Capture]:
     root = tmp_path_factory.mktemp("leak")
     markers = new_markers()
-    run = {"local_steps": "2", "round_timeout": "300.0", "hidden": "[256, 256]"}
+    run = {"round_timeout": "300.0", "hidden": "[256, 256]"}
     with plain_cluster(root, SITES, run) as cluster:
         home = cluster.layout.site(MARKED) / "home"
         with EpisodeStore.open(home) as store:
             store.add([marked_episode(markers, 77, f"{MARKED}")])
-        job = sign_job(cluster.layout, rounds=ROUNDS, job_id="bc-leak-1")
+        job = sign_job(cluster.layout, rounds=ROUNDS, job_id="bc-leak-1", local_steps=2)
         started = time.monotonic()
         done = cluster.run_job(job)
         seconds = time.monotonic() - started

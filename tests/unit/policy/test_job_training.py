@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
+from dure.policies.canonical import canonical_bytes
 from dure.policies.errors import DocumentError
 from dure.policies.examples import example_job_value
-from dure.policies.job import DEFAULT_TRAINING, JobManifest
+from dure.policies.job import DEFAULT_TRAINING, LEGACY_TRAINING, JobManifest
 
 
 def _job(training: dict[str, Any], rounds: int = 20) -> JobManifest:
@@ -17,18 +18,38 @@ def _job(training: dict[str, Any], rounds: int = 20) -> JobManifest:
     return JobManifest.from_value(value)
 
 
-def test_a_manifest_without_training_gets_the_recommended_defaults() -> None:
-    job = JobManifest.from_value(example_job_value(dp=False))
-    assert job.training == DEFAULT_TRAINING
-    full = job.to_json_value()["training"]
-    assert full == {
+def test_a_manifest_signed_before_training_existed_keeps_its_bytes_and_trains_as_then() -> None:
+    # A manifest without ``training`` (every job signed before the field existed)
+    # must keep its canonical bytes, so its signature and id still hold, and must
+    # train with the settings fixed for it, whatever the recommended defaults become.
+    value = example_job_value(dp=False)
+    assert "training" not in value
+    job = JobManifest.from_value(value)
+    assert job.training == LEGACY_TRAINING
+    assert "training" not in job.to_json_value()
+    old_bytes = canonical_bytes(value)
+    assert job.to_canonical_bytes() == old_bytes
+    assert JobManifest.from_canonical_bytes(old_bytes) == job
+    assert LEGACY_TRAINING.model_dump(mode="json") == {
         "local_steps": 50,
         "batch_size": 256,
         "lr": "0.003",
         "schedule": {"kind": "cosine", "rounds": None, "floor": "0"},
         "personalise": {"method": "none", "steps": 0, "lr": "0.0003"},
     }
+
+
+def test_a_manifest_that_sets_training_signs_it() -> None:
+    value = example_job_value(dp=False)
+    value["training"] = DEFAULT_TRAINING.model_dump(mode="json")
+    job = JobManifest.from_value(value)
+    assert job.training == DEFAULT_TRAINING
+    assert job.to_json_value()["training"] == DEFAULT_TRAINING.model_dump(mode="json")
     assert JobManifest.from_canonical_bytes(job.to_canonical_bytes()) == job
+    value["training"] = {"local_steps": 7}
+    short = JobManifest.from_value(value)
+    assert short.training.local_steps == 7
+    assert short.to_canonical_bytes() != job.to_canonical_bytes()
 
 
 @pytest.mark.parametrize(

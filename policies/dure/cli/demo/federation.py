@@ -20,7 +20,7 @@ from dure.client.federation.trainer import train_policy
 from dure.client.training.model import build_policy_model
 from dure.policies.dsse import Envelope
 from dure.policies.examples import example_job_value
-from dure.policies.job import JobManifest
+from dure.policies.job import DEFAULT_TRAINING, JobManifest
 from dure.policies.keys import SigningKey
 from dure.policies.signed import sign_document
 from dure.server.federation.coordinator import Coordinator
@@ -84,9 +84,6 @@ def run_federation(
     models = DirectoryModelStore(work / "models")
     run = RunSettings(
         consortium=CONSORTIUM_URN,
-        local_steps=settings.local_steps,
-        lr=settings.lr,
-        lr_schedule="cosine",
         seed=settings.seed,
         connect_wait=120.0,
         round_timeout=300.0,
@@ -137,6 +134,12 @@ def _job(operator: SigningKey, now: datetime, settings: FederationSettings) -> E
         {"leftOperand": "dure:success", "operator": "eq", "rightOperand": True}
     ]
     value["aggregation"]["norm_bound"] = "1000.0"
+    value["training"] = {
+        **DEFAULT_TRAINING.model_dump(mode="json"),
+        "local_steps": settings.local_steps,
+        "lr": f"{settings.lr:g}",
+        "schedule": {"kind": "cosine", "rounds": None, "floor": "0"},
+    }
     if settings.dp:
         value["dp"] = {
             "epsilon": "40.0",

@@ -26,6 +26,7 @@ from dure.policies.encoding import b64decode, b64encode
 from dure.policies.entries import LedgerEntry
 from dure.policies.errors import DureError
 from dure.policies.identity import SiteIdentity
+from dure.policies.job import JobManifest
 from dure.policies.keys import VerifyKey
 from dure.policies.literals import format_timestamp, party_name
 from dure.policies.policy import UsagePolicy
@@ -45,6 +46,7 @@ from dure.server.api.outputs import (
     SiteRegistration,
 )
 from dure.server.api.services import Services
+from dure.server.federation.aggregation import check_job_supported
 from dure.server.federation.registry import RegisteredSite, policy_expiry, supernode_key_digest
 from dure.server.storage.jobs import JobRecord
 from dure.server.storage.registry import PolicyRecord
@@ -93,9 +95,10 @@ def register_job(services: Services, body: bytes, member: Member) -> JobPublic:
     """Register a job manifest the operator signed."""
     if not member.operator:
         raise ForbiddenError("only the consortium operator registers jobs")
-    record, entry, index = services.jobs.register_ledgered(
-        Envelope.from_json(body), services.clock()
-    )
+    envelope = Envelope.from_json(body)
+    # What this coordinator cannot run is refused before anything is stored or ledgered.
+    check_job_supported(JobManifest.from_canonical_bytes(envelope.payload, source="job"))
+    record, entry, index = services.jobs.register_ledgered(envelope, services.clock())
     ledger_receipt(services, entry, index)
     return job_public(record)
 
