@@ -35,10 +35,10 @@ Environment (defaults in brackets): ``DURE_BENCH_SPLITS`` [demo,1,2],
 per task [20], ``DURE_BENCH_ROUNDS`` [20], ``DURE_BENCH_LOCAL_STEPS`` [50],
 ``DURE_BENCH_LR`` clients' rate (Flower's ``eta_l``) [0.003],
 ``DURE_BENCH_SCHEDULE`` [cosine|constant], ``DURE_BENCH_BATCH`` [256],
-``DURE_BENCH_HIDDEN`` [256,256], ``DURE_BENCH_SERVER`` [fedavg|fedavgm|fedadam|fedyogi],
-``DURE_BENCH_SERVER_LR`` / ``DURE_BENCH_SERVER_MOMENTUM`` (FedAvgM) [1, 0],
+``DURE_BENCH_HIDDEN`` [256,256], ``DURE_BENCH_SERVER`` [fedavgm; or fedavg, fedadam, fedyogi],
+``DURE_BENCH_SERVER_LR`` / ``DURE_BENCH_SERVER_MOMENTUM`` (FedAvgM) [1, 0.5],
 ``DURE_BENCH_ETA`` / ``DURE_BENCH_TAU`` (FedAdam, FedYogi) [0.01, 0.001],
-``DURE_BENCH_FT_STEPS`` / ``DURE_BENCH_FT_LR`` fine-tuning [200, 0.0003],
+``DURE_BENCH_FT_STEPS`` / ``DURE_BENCH_FT_LR`` fine-tuning [300, 0.001],
 ``DURE_BENCH_EVAL`` episodes per task [10], ``DURE_BENCH_FORGET_EVAL`` [3],
 ``DURE_BENCH_DP_NOISE`` noise multipliers of extra DP runs [none],
 ``DURE_BENCH_DP_CLIP`` [3], ``DURE_BENCH_CACHE`` (see :mod:`benchmarks.learning_sites`).
@@ -80,9 +80,9 @@ def _env(name: str, default: str) -> str:
 
 def _server_from_env() -> ServerOptConfig:
     return ServerOptConfig(
-        name=cast(ServerOptName, _env("SERVER", "fedavg")),
+        name=cast(ServerOptName, _env("SERVER", "fedavgm")),
         server_learning_rate=float(_env("SERVER_LR", "1.0")),
-        server_momentum=float(_env("SERVER_MOMENTUM", "0.0")),
+        server_momentum=float(_env("SERVER_MOMENTUM", "0.5")),
         eta=float(_env("ETA", "0.01")),
         tau=float(_env("TAU", "0.001")),
     )
@@ -118,7 +118,7 @@ class Settings:
     fed: FederatedConfig = field(default_factory=_fed_from_env)
     finetune: FineTuneConfig = field(
         default_factory=lambda: FineTuneConfig(
-            steps=int(_env("FT_STEPS", "200")), lr=float(_env("FT_LR", "0.0003"))
+            steps=int(_env("FT_STEPS", "300")), lr=float(_env("FT_LR", "0.001"))
         )
     )
 
