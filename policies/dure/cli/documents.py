@@ -65,10 +65,11 @@ def _job_template(
 ) -> None:
     """Print an example job manifest, issued now, to edit and sign."""
     from dure.policies.examples import example_job_value
-    from dure.policies.job import JobManifest
+    from dure.policies.job import DEFAULT_TRAINING, JobManifest
 
     value = example_job_value(consortium=consortium, task=task, issued=_now())
-    full = JobManifest.from_value(value).to_json_value()  # with the default training section
+    value["training"] = DEFAULT_TRAINING.model_dump(mode="json")  # signed with the job
+    full = JobManifest.from_value(value).to_json_value()
     typer.echo(json.dumps(full, indent=2, ensure_ascii=False))
 
 
