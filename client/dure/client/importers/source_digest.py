@@ -7,7 +7,8 @@ LeRobot dataset) is the SHA-256 of a manifest::
         path + b"\\0" + hex(sha256(file bytes)) + b"\\n"
 
 Files are read in 1 MiB blocks, so a multi-GB bag never sits in memory.  Only
-regular files are read (a FIFO or a device is never opened).  A symlink to a file
+regular files are read, and a folder holding a FIFO, socket or device is refused
+(such a file is never opened).  A symlink to a file
 inside the folder counts as that file; a symlink whose target lies outside the folder
 is refused, so an importer that reads only inside the folder (see
 :func:`dure.client.importers.lerobot_paths.inside`) reads nothing the digest does not
@@ -36,14 +37,35 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+_SPECIAL = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
 def _regular(item: Path, base: Path) -> bool:
-    """Whether ``item`` is a file to hash; refuse a symlink that leaves ``base``."""
+    """Whether ``item`` is a file to hash; refuse a symlink that leaves ``base``.
+
+    A FIFO, socket or device anywhere in the folder is refused: an importer that
+    opened one (a bag's storage file replaced by a FIFO) would block for ever.
+    """
     if item.is_symlink() and not item.resolve().is_relative_to(base):
         raise IngestError(
             f"{item}: a symlink to {item.resolve()}, outside the source folder",
             hint="Copy the file into the source folder instead of linking to it.",
         )
-    return stat.S_ISREG(item.stat().st_mode) if item.exists() else False
+    if not item.exists():
+        return False
+    mode = item.stat().st_mode
+    for check, kind in _SPECIAL:
+        if check(mode):
+            raise IngestError(
+                f"{item}: is {kind}, not a regular file",
+                hint="Remove it from the source folder: sources hold regular files only.",
+            )
+    return stat.S_ISREG(mode)
 
 
 def source_digest(path: Path) -> HexDigest:
