@@ -69,7 +69,9 @@ def simulate(
     tasks: Annotated[str, typer.Option(help="Comma-separated Meta-World tasks.")] = "reach-v3",
     episodes: Annotated[int, typer.Option(min=1, help="Number of demonstrations.")] = 10,
     seed: Annotated[int, typer.Option(min=0, help="Factory seed (layouts).")] = 0,
-    max_steps: Annotated[int, typer.Option(min=2, max=500, help="Steps per episode.")] = 200,
+    max_steps: Annotated[
+        int, typer.Option(min=2, max=500, help="Steps per episode (evaluation allows the same).")
+    ] = 500,
     site: Annotated[str, typer.Option(help="Site name in the profile.")] = "sim-factory",
 ) -> None:
     """Simulate a factory's demonstrations in its native logging style."""

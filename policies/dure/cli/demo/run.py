@@ -21,6 +21,7 @@ from dure.cli.demo.report import (
 )
 from dure.cli.demo.sites import DEMO_FACTORIES, DemoSite, build_site
 from dure.cli.output import styled
+from dure.client.sim.metaworld_env import EPISODE_STEPS
 from dure.client.training.baselines import FederatedConfig
 from dure.policies.entries import SiteRefused
 from dure.server.federation.coordinator import ledger_entries
@@ -31,7 +32,7 @@ __all__ = ["DemoOptions", "run_demo"]
 HIDDEN = (256, 256)
 LOCAL_STEPS = 50
 LR = 3e-3
-MAX_STEPS = 200  # in the learning benchmark, every success came by step 158
+MAX_STEPS = EPISODE_STEPS  # evaluation allows what simulation gave the experts
 LOCAL_EVAL_EPISODES = 2
 
 
