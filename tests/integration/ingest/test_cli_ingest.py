@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import typer
+from tests.builders.csv_profile import csv_profile
 from tests.builders.store import tree_digest
 from typer.testing import CliRunner
 
@@ -124,33 +125,9 @@ def test_a_missing_source_is_one_clear_error(tmp_path: Path, source: str) -> Non
 
 # --- hostile files, termination, metadata changes and markup (hardening issue) ---
 
-CSV_PROFILE: dict[str, Any] = {
-    "format": "csv",
-    "fps": 10,
-    "resampling": "linear",
-    "features": {
-        "observation.state": [{"fields": ["pos_mm"], "names": ["x"], "unit": "mm"}],
-        "action": [{"fields": ["cmd"], "names": ["dx"]}],
-    },
-    "time": {"column": "Zeit_ms", "unit": "ms"},
-    "csv": {"pattern": "zyklus_*.csv"},
-    "segmentation": {"method": "per-file"},
-    "task": {"fixed": "pick"},
-    "context": {
-        "site": "acme",
-        "cell": "c1",
-        "robot": "r1",
-        "embodiment": "sawyer",
-        "operator": "3f2a9c0d11e4b7a8",
-        "source": "scripted",
-    },
-    "action_space": {
-        "kind": "end-effector",
-        "mode": "delta",
-        "frame": "world",
-        "gripper": "closed-positive",
-    },
-}
+CSV_PROFILE: dict[str, Any] = csv_profile(
+    "Zeit_ms", "pos_mm", "mm", resampling="linear", csv={"pattern": "zyklus_*.csv"}
+)
 
 
 def write_exports(folder: Path, count: int, rows: int = 21) -> Path:

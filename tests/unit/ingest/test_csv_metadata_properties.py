@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from tests.builders.csv_profile import csv_profile
 from tests.builders.store import tree_digest
 
 from dure.client.episodes.profile import UNIT_TABLE, SiteProfile
@@ -31,31 +32,7 @@ from dure.client.store import EpisodeStore
 MAX_MESSAGE = 2_000
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-BASE: dict[str, Any] = {
-    "format": "csv",
-    "fps": 10,
-    "features": {
-        "observation.state": [{"fields": ["pos"], "names": ["x"]}],
-        "action": [{"fields": ["cmd"], "names": ["dx"]}],
-    },
-    "time": {"column": "t", "unit": "ms"},
-    "segmentation": {"method": "per-file"},
-    "task": {"fixed": "pick"},
-    "context": {
-        "site": "acme",
-        "cell": "c1",
-        "robot": "r1",
-        "embodiment": "sawyer",
-        "operator": "3f2a9c0d11e4b7a8",
-        "source": "scripted",
-    },
-    "action_space": {
-        "kind": "end-effector",
-        "mode": "delta",
-        "frame": "world",
-        "gripper": "closed-positive",
-    },
-}
+BASE: dict[str, Any] = csv_profile("t", "pos")
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tests.builders.csv_profile import csv_profile
 from tests.builders.store import tree_digest
 
 from dure.client.episodes.profile import SiteProfile
@@ -22,32 +23,7 @@ from dure.client.store import EpisodeStore
 
 T0_MS = 1_741_932_000_000
 
-PROFILE: dict[str, Any] = {
-    "format": "csv",
-    "fps": 10,
-    "resampling": "linear",
-    "features": {
-        "observation.state": [{"fields": ["pos_mm"], "names": ["x"], "unit": "mm"}],
-        "action": [{"fields": ["cmd"], "names": ["dx"]}],
-    },
-    "time": {"column": "Zeit_ms", "unit": "ms"},
-    "segmentation": {"method": "per-file"},
-    "task": {"fixed": "pick"},
-    "context": {
-        "site": "acme",
-        "cell": "c1",
-        "robot": "r1",
-        "embodiment": "sawyer",
-        "operator": "3f2a9c0d11e4b7a8",
-        "source": "scripted",
-    },
-    "action_space": {
-        "kind": "end-effector",
-        "mode": "delta",
-        "frame": "world",
-        "gripper": "closed-positive",
-    },
-}
+PROFILE: dict[str, Any] = csv_profile("Zeit_ms", "pos_mm", "mm", resampling="linear")
 
 
 def profile(**changes: Any) -> SiteProfile:

@@ -27,12 +27,20 @@ the episode, the field and the fix.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 
 from dure.client.episodes.profile import FeatureSource, SiteProfile
+from dure.client.episodes.raw import (
+    MAX_ABS_TIME_NS,
+    MAX_EPISODE_FRAMES,
+    RawEpisode,
+    Stream,
+    check_span,
+    fail,
+)
 from dure.client.episodes.resample import (
     NS_PER_S,
     FloatArray,
@@ -53,7 +61,7 @@ from dure.client.episodes.schema import (
     SuccessDefinition,
     frame_timestamps,
 )
-from dure.client.errors import EpisodeError, IngestError
+from dure.client.errors import EpisodeError
 
 __all__ = [
     "MAX_ABS_TIME_NS",
@@ -67,47 +75,6 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
-class Stream:
-    """One decoded source stream: times (ns), values (source units) and element names."""
-
-    name: str
-    t_ns: IntArray
-    values: FloatArray
-    element_names: tuple[str, ...] | None = None
-
-
-@dataclass(frozen=True)
-class RawEpisode:
-    """One segmented episode as decoded by an importer, before standardisation.
-
-    ``features`` holds one :class:`Stream` per profile feature source, in profile
-    order; ``success``, ``reward`` and ``intervention`` are scalar streams or ``None``.
-    """
-
-    source_uri: str
-    source_sha256: str
-    index: int
-    start_ns: int
-    end_ns: int
-    features: dict[str, list[Stream]]
-    task: str
-    instruction: str
-    success: Stream | None = None
-    reward: Stream | None = None
-    intervention: Stream | None = None
-    label: bool | None = None
-    extra_rates_hz: dict[str, float] = field(default_factory=dict)
-
-    def where(self) -> str:
-        """``"<file>, episode <i>"`` for error messages."""
-        return f"{self.source_uri}, episode {self.index}"
-
-
-def _fail(raw: RawEpisode, field_name: str, problem: str, hint: str) -> IngestError:
-    return IngestError(f"{raw.where()}: {field_name}: {problem}", hint=hint)
-
-
 def select_columns(stream: Stream, source: FeatureSource, raw: RawEpisode) -> FloatArray:
     """Pick and reorder the stream's elements as ``source.select`` says (all if empty)."""
     if not source.select:
@@ -116,7 +83,7 @@ def select_columns(stream: Stream, source: FeatureSource, raw: RawEpisode) -> Fl
     for item in source.select:
         if isinstance(item, int):
             if not -stream.values.shape[1] <= item < stream.values.shape[1]:
-                raise _fail(
+                raise fail(
                     raw,
                     stream.name,
                     f"select index {item} but the stream has {stream.values.shape[1]} elements",
@@ -126,7 +93,7 @@ def select_columns(stream: Stream, source: FeatureSource, raw: RawEpisode) -> Fl
             continue
         names = stream.element_names or ()
         if item not in names:
-            raise _fail(
+            raise fail(
                 raw,
                 stream.name,
                 f"select name {item!r} is not among the source's names {list(names)}",
@@ -139,18 +106,18 @@ def select_columns(stream: Stream, source: FeatureSource, raw: RawEpisode) -> Fl
 def _check_stream(raw: RawEpisode, stream: Stream, max_gap_ns: int) -> None:
     t, values = stream.t_ns, stream.values
     if t.ndim != 1 or values.ndim != 2 or values.shape[0] != t.shape[0]:
-        raise _fail(
+        raise fail(
             raw,
             stream.name,
             f"{t.shape[0]} times but values of shape {values.shape}",
             "Every sample needs one time and the same number of elements.",
         )
     if t.shape[0] == 0:
-        raise _fail(raw, stream.name, "has no samples in this episode", _SEGMENT_HINT)
-    _check_times(raw, stream)
+        raise fail(raw, stream.name, "has no samples in this episode", _SEGMENT_HINT)
+    # Its times were checked by check_span before anything was allocated.
     if not np.all(np.isfinite(values)):
         bad = int(np.argwhere(~np.isfinite(values))[0][0])
-        raise _fail(
+        raise fail(
             raw,
             stream.name,
             f"NaN or infinite value at sample {bad} (t={int(t[bad])} ns)",
@@ -169,7 +136,7 @@ def _check_gaps(raw: RawEpisode, stream: Stream, max_gap_ns: int) -> None:
     if holes.size and int(holes.max()) > max_gap_ns:
         at = int(np.argmax(holes))
         begin = (int(edges[at]) - raw.start_ns) / NS_PER_S
-        raise _fail(
+        raise fail(
             raw,
             stream.name,
             f"no sample for {holes[at] / NS_PER_S:.3f} s from t={begin:.3f} s "
@@ -187,13 +154,13 @@ def _feature(
     sources = profile.features[name]
     streams = raw.features.get(name, [])
     if len(streams) != len(sources):
-        raise _fail(raw, name, f"{len(streams)} streams for {len(sources)} sources", _SEGMENT_HINT)
+        raise fail(raw, name, f"{len(streams)} streams for {len(sources)} sources", _SEGMENT_HINT)
     for source, stream in zip(sources, streams, strict=True):
         _check_stream(raw, stream, max_gap)
         values = select_columns(stream, source, raw)
         _, factors = source.conversion()
         if values.shape[1] != len(factors):
-            raise _fail(
+            raise fail(
                 raw,
                 stream.name,
                 f"has {values.shape[1]} elements, the profile maps {len(factors)}",
@@ -212,7 +179,7 @@ def _to_float32(raw: RawEpisode, name: str, values: FloatArray, profile: SitePro
         outside = (values < lo_hi[0]) | (values > lo_hi[1])
         if outside.any():
             row, col = (int(v) for v in np.argwhere(outside)[0])
-            raise _fail(
+            raise fail(
                 raw,
                 f"{name}[{col}]",
                 f"value {values[row, col]:.6g} at frame {row} is outside {list(lo_hi)}",
@@ -221,7 +188,7 @@ def _to_float32(raw: RawEpisode, name: str, values: FloatArray, profile: SitePro
     with np.errstate(over="ignore"):
         single = values.astype(np.float32)
     if not np.all(np.isfinite(single)):
-        raise _fail(raw, name, "value too large for float32", "Check the unit in the profile.")
+        raise fail(raw, name, "value too large for float32", "Check the unit in the profile.")
     return single
 
 
@@ -231,7 +198,7 @@ def _signal(raw: RawEpisode, stream: Stream | None, grid: IntArray, fps: int) ->
     max_gap = int(np.iinfo(np.int64).max // 2)
     _check_stream(raw, stream, max_gap)
     if stream.values.shape[1] != 1:
-        raise _fail(raw, stream.name, "must be one scalar per sample", "Point it at one field.")
+        raise fail(raw, stream.name, "must be one scalar per sample", "Point it at one field.")
     return zoh(stream.t_ns, stream.values, grid, fps)[:, 0]
 
 
@@ -263,69 +230,6 @@ def _rates(raw: RawEpisode) -> dict[str, float]:
     return rates
 
 
-MAX_EPISODE_FRAMES = 20_000_000
-"""Most frames one episode may have, whatever the profile says (bounds memory)."""
-
-MAX_ABS_TIME_NS = 2**62
-"""Times further than this from the epoch (about 146 years) are refused (no int64 overflow)."""
-
-
-def _all_streams(raw: RawEpisode) -> list[Stream]:
-    streams = [stream for group in raw.features.values() for stream in group]
-    return streams + [s for s in (raw.success, raw.reward, raw.intervention) if s is not None]
-
-
-def _check_times(raw: RawEpisode, stream: Stream) -> None:
-    t = np.asarray(stream.t_ns)
-    if t.ndim != 1 or t.dtype.kind not in "iu":
-        raise _fail(
-            raw,
-            stream.name,
-            f"times must be one integer nanosecond stamp per sample, got {t.dtype} {t.shape}",
-            "This is an importer bug; report it with the source file.",
-        )
-    backwards = np.flatnonzero(np.diff(t) < 0)
-    if backwards.size:
-        bad = int(backwards[0]) + 1
-        raise _fail(
-            raw,
-            stream.name,
-            f"time goes backwards at sample {bad} ({int(t[bad - 1])} -> {int(t[bad])} ns)",
-            "Use the receive clock (time.clock: receive) or fix the logger's clock.",
-        )
-
-
-def _check_span(raw: RawEpisode, profile: SiteProfile) -> None:
-    """Refuse an episode longer than the profile allows, before any grid is allocated."""
-    for stream in _all_streams(raw):
-        _check_times(raw, stream)
-    for stamp in (raw.start_ns, raw.end_ns):
-        if not -MAX_ABS_TIME_NS <= int(stamp) <= MAX_ABS_TIME_NS:
-            raise _fail(
-                raw,
-                "time",
-                f"time {int(stamp)} ns is out of range (more than 146 years from 1970)",
-                "Check time.unit in the site profile (s, ms, us, ns) and the source's clock.",
-            )
-    span_s = (int(raw.end_ns) - int(raw.start_ns)) / NS_PER_S
-    limit_s = profile.validation.max_episode_s
-    if span_s < 0:
-        raise _fail(
-            raw, "time", f"ends {-span_s:.6g} s before it starts", "Fix the source's timestamps."
-        )
-    frames = span_s * profile.fps
-    if span_s > limit_s or frames > MAX_EPISODE_FRAMES:
-        raise _fail(
-            raw,
-            "time",
-            f"spans {span_s:.6g} s ({frames:.6g} frames at {profile.fps} fps); the limit is "
-            f"validation.max_episode_s = {limit_s:g} s and {MAX_EPISODE_FRAMES} frames",
-            "Look for a wrong timestamp in the source; split long recordings into episodes "
-            "(segmentation: time-gap or marker), or raise validation.max_episode_s in the "
-            "site profile.",
-        )
-
-
 def standardise(raw: RawEpisode, profile: SiteProfile, converter_version: str) -> Episode:
     """Turn one decoded episode into a validated canonical :class:`Episode`.
 
@@ -336,10 +240,10 @@ def standardise(raw: RawEpisode, profile: SiteProfile, converter_version: str) -
         others when a stream's time goes backwards or the episode is longer than
         ``validation.max_episode_s`` (both checked before anything is allocated).
     """
-    _check_span(raw, profile)
+    check_span(raw, profile)
     n = n_frames_between(raw.start_ns, raw.end_ns, profile.fps)
     if n < profile.validation.min_frames:
-        raise _fail(
+        raise fail(
             raw,
             "frames",
             f"only {n} frames at {profile.fps} fps (validation.min_frames is "
@@ -358,14 +262,14 @@ def standardise(raw: RawEpisode, profile: SiteProfile, converter_version: str) -
     try:
         episode.validate()
     except EpisodeError as exc:
-        raise _fail(raw, "episode", exc.message, exc.hint) from exc
+        raise fail(raw, "episode", exc.message, exc.hint) from exc
     return episode
 
 
 def _method(raw: RawEpisode, methods: set[str]) -> Resampling:
     """The one resampling method that ran on the features (recorded in the provenance)."""
     if len(methods) != 1:
-        raise _fail(raw, "resampling", f"ran {sorted(methods)}, expected one method", _SEGMENT_HINT)
+        raise fail(raw, "resampling", f"ran {sorted(methods)}, expected one method", _SEGMENT_HINT)
     return Resampling(methods.pop())
 
 
@@ -420,7 +324,7 @@ def _episode(
         )
         outcome = _outcome(profile, raw, frames.next_success)
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise _fail(raw, "context", "; ".join(str(exc).splitlines()[:3]), _CONTEXT_HINT) from exc
+        raise fail(raw, "context", "; ".join(str(exc).splitlines()[:3]), _CONTEXT_HINT) from exc
     return Episode(
         fps=profile.fps,
         context=context,
